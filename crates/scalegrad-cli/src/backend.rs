@@ -1,0 +1,105 @@
+//! Choosing the execution backend at run time.
+//!
+//! Each backend is a cargo feature of this crate; `--backend NAME` picks one of those
+//! compiled in. Asking for one that is not compiled in is an error that says how to
+//! build it, never a silent fallback to the CPU.
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use clap::ValueEnum;
+
+/// The execution backends the CLI knows about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (default).
+    Flex,
+    /// burn's older ndarray CPU backend (deprecated upstream).
+    Ndarray,
+    /// wgpu: Vulkan, Metal or DX12 GPUs (or Mesa's software Vulkan).
+    Wgpu,
+    /// CubeCL CUDA (needs network at build time to fetch LLVM).
+    Cuda,
+    /// LibTorch through tch (see `cargo xtask setup libtorch`).
+    Tch,
+}
+
+impl Backend {
+    /// The backend's name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+            Self::Tch => "tch",
+        }
+    }
+
+    /// The backends compiled into this binary.
+    pub fn compiled() -> Vec<Backend> {
+        Self::value_variants()
+            .iter()
+            .copied()
+            .filter(|b| b.is_compiled())
+            .collect()
+    }
+
+    /// Whether this binary was built with the backend's feature.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Self::Flex => cfg!(feature = "flex"),
+            Self::Ndarray => cfg!(feature = "ndarray"),
+            Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Cuda => cfg!(feature = "cuda"),
+            Self::Tch => cfg!(feature = "tch"),
+        }
+    }
+
+    /// The device of this backend (without autodiff), or an error naming the cargo
+    /// feature to build with.
+    pub fn device(self) -> Result<Device> {
+        if !self.is_compiled() {
+            let compiled: Vec<_> = Self::compiled().iter().map(|b| b.name()).collect();
+            bail!(
+                "the `{name}` backend is not compiled into this binary (compiled: {compiled}); \
+                 rebuild with `cargo build --release -p scalegrad-cli --features {name}`",
+                name = self.name(),
+                compiled = compiled.join(", "),
+            );
+        }
+        Ok(self.device_unchecked())
+    }
+
+    #[allow(unreachable_code, deprecated)]
+    fn device_unchecked(self) -> Device {
+        match self {
+            #[cfg(feature = "flex")]
+            Self::Flex => Device::flex(),
+            #[cfg(feature = "ndarray")]
+            Self::Ndarray => Device::ndarray(),
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => Device::cuda(0),
+            #[cfg(feature = "tch")]
+            Self::Tch => Device::libtorch(),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("checked by is_compiled"),
+        }
+    }
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Self::Flex
+    }
+}
+
+/// Command-line arguments shared by every command that runs a model.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DeviceArgs {
+    /// Execution backend; it must be compiled into this binary (see `scalegrad info`).
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
