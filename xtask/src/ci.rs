@@ -1,8 +1,11 @@
-//! `cargo xtask ci`: the checks `.ci/run` performs, runnable locally.
+//! `cargo xtask ci`: the checks CI performs (`.ci/run` calls this), runnable locally.
 
-use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
 
-use crate::util::{cargo, run as spawn};
+use anyhow::{Result, bail};
+
+use crate::util::{cargo, output, run as spawn};
 
 /// Arguments of `cargo xtask ci`.
 #[derive(Debug, clap::Args)]
@@ -10,30 +13,56 @@ pub struct Args {
     /// Skip `cargo fmt --check` and clippy; only run the tests.
     #[arg(long)]
     tests_only: bool,
+    /// Build without the wgpu backend (no Vulkan driver needed; CI always includes it).
+    #[arg(long)]
+    no_wgpu: bool,
 }
 
-/// The cargo feature list CI builds: the default CPU backend plus wgpu (software Vulkan).
-pub const CI_FEATURES: &str = "scalegrad-cli/wgpu";
+/// Mesa's software Vulkan driver, which lets the wgpu backend run without a GPU.
+const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
 
-/// Runs formatting, lint and test checks in the same order and with the same flags as CI.
-pub fn run_ci(tests_only: bool) -> Result<()> {
-    if !tests_only {
-        spawn(cargo().args(["fmt", "--all", "--check"]))?;
-        spawn(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--features",
-            CI_FEATURES,
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
-    }
-    spawn(cargo().args(["test", "--workspace", "--features", CI_FEATURES]))
-}
-
-/// Entry point of `cargo xtask ci`.
+/// Entry point of `cargo xtask ci`: rustfmt check, clippy with warnings denied, then the
+/// whole test suite, with the default CPU backend plus wgpu.
 pub fn run(args: Args) -> Result<()> {
-    run_ci(args.tests_only)
+    let features: &[&str] = if args.no_wgpu {
+        &[]
+    } else {
+        ensure_vulkan_driver()?;
+        &["--features", "scalegrad-cli/wgpu"]
+    };
+    if !args.tests_only {
+        spawn(cargo().args(["fmt", "--all", "--check"]))?;
+        spawn(
+            cargo()
+                .args(["clippy", "--workspace", "--all-targets"])
+                .args(features)
+                .args(["--", "-D", "warnings"]),
+        )?;
+    }
+    spawn(cargo().args(["test", "--workspace"]).args(features))
+}
+
+/// Makes sure a Vulkan driver is present for the wgpu tests, installing Mesa's software
+/// driver with apt-get when running as root on Debian/Ubuntu.
+fn ensure_vulkan_driver() -> Result<()> {
+    if Path::new(LAVAPIPE_ICD).exists() || std::env::var_os("VK_ICD_FILENAMES").is_some() {
+        return Ok(());
+    }
+    let is_root = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
+    let has_apt = Path::new("/usr/bin/apt-get").exists();
+    if !(is_root && has_apt) {
+        bail!(
+            "the wgpu tests need a Vulkan driver and none was found ({LAVAPIPE_ICD}); install \
+             Mesa's software driver with `sudo apt-get install mesa-vulkan-drivers libvulkan1`, \
+             or run `cargo xtask ci --no-wgpu` to test the CPU backend only"
+        );
+    }
+    eprintln!("installing Mesa's software Vulkan driver (lavapipe) for the wgpu tests");
+    spawn(Command::new("apt-get").args(["update", "-qq"]))?;
+    spawn(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(["mesa-vulkan-drivers", "libvulkan1"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }

@@ -124,31 +124,23 @@ impl Objective {
 /// `t`, i.e. not among the scored targets of positions `< t` of row `b`.
 ///
 /// This materialises the vocabulary axis, which the losses never do; it exists for
-/// inspection and for reference implementations in tests.
+/// inspection and for reference implementations in tests and benchmarks.
 pub fn novel_mask(
     targets: Tensor<2, Int>,
     vocab_size: usize,
     ignore_index: Option<i64>,
 ) -> Tensor<3, Bool> {
     let [batch, len] = targets.dims();
-    let device = targets.device();
     let context = context::Context::new(targets, ignore_index);
-    let occurrences = context
-        .safe_targets
-        .one_hot::<3>(vocab_size)
-        .float()
-        .mask_fill(
-            context
-                .scored
-                .bool_not()
-                .reshape([batch, len, 1])
-                .expand([batch, len, vocab_size]),
-            0.0,
-        );
-    // strictly_lower[t, s] = 1 when s < t, so seen[b, t, v] counts occurrences before t.
-    let strictly_lower = Tensor::<2>::ones([len, len], &device)
-        .tril(-1)
-        .reshape([1, len, len])
-        .expand([batch, len, len]);
-    strictly_lower.matmul(occurrences).equal_elem(0.0)
+    let occurrences = context.safe_targets.one_hot::<3>(vocab_size).mask_fill(
+        context
+            .scored
+            .bool_not()
+            .reshape([batch, len, 1])
+            .expand([batch, len, vocab_size]),
+        0,
+    );
+    // Occurrences at positions <= t, minus the one at t itself: the count before t.
+    let seen_before = occurrences.clone().cumsum(1) - occurrences;
+    seen_before.equal_elem(0)
 }
