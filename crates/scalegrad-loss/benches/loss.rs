@@ -30,14 +30,21 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("loss_fwd_bwd");
     group.sample_size(10);
     for [batch, len] in [[1usize, 128usize], [4, 128], [8, 256]] {
-        let logits = Tensor::<3>::random([batch, len, VOCAB], Distribution::Normal(0.0, 2.0), &device);
-        let ids: Vec<i64> = (0..batch * len).map(|i| ((i * 7919) % 400) as i64).collect();
+        let logits =
+            Tensor::<3>::random([batch, len, VOCAB], Distribution::Normal(0.0, 2.0), &device);
+        let ids: Vec<i64> = (0..batch * len)
+            .map(|i| ((i * 7919) % 400) as i64)
+            .collect();
         let targets = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
         let shape = format!("{batch}x{len}x{VOCAB}");
         let run = |f: &dyn Fn(Tensor<3>) -> Tensor<1>| {
             let input = logits.clone().detach().require_grad();
             let grads = f(input.clone()).backward();
-            input.grad(&grads).expect("tracked").slice([0..1, 0..1, 0..1]).into_data()
+            input
+                .grad(&grads)
+                .expect("tracked")
+                .slice([0..1, 0..1, 0..1])
+                .into_data()
         };
         let ce = ScaleGradConfig::new(1.0).init();
         let sg = ScaleGradConfig::new(0.2).init();

@@ -61,15 +61,19 @@ fn main() {
                 if rep > 0 {
                     // The first run warms caches and the allocator; it is not counted.
                     times.push(elapsed);
-                    peak_alloc = peak_alloc
-                        .max((ALLOCATOR.peak_usage() - alloc_before) as f64 / 1048576.0);
+                    peak_alloc =
+                        peak_alloc.max((ALLOCATOR.peak_usage() - alloc_before) as f64 / 1048576.0);
                 }
             }
             times.sort_by(f64::total_cmp);
             let peak_rss = child_peak(name, batch, len);
             let median = times[times.len() / 2];
-            println!(r#"{{"case": "{case}", "metric": "ms", "value": {median:.3}, "better": "lower"}}"#);
-            println!(r#"{{"case": "{case}", "metric": "peak_mb", "value": {peak_rss:.1}, "better": "lower"}}"#);
+            println!(
+                r#"{{"case": "{case}", "metric": "ms", "value": {median:.3}, "better": "lower"}}"#
+            );
+            println!(
+                r#"{{"case": "{case}", "metric": "peak_mb", "value": {peak_rss:.1}, "better": "lower"}}"#
+            );
             println!(
                 r#"{{"case": "{case}", "metric": "alloc_peak_mb", "value": {peak_alloc:.1}, "better": "lower"}}"#
             );
@@ -95,13 +99,21 @@ fn inputs(batch: usize, len: usize, device: &Device) -> (Tensor<3>, Tensor<2, In
     (logits, targets)
 }
 
-fn cases(batch: usize, len: usize, targets: &Tensor<2, Int>, device: &Device) -> Vec<(&'static str, LossFn)> {
+fn cases(
+    batch: usize,
+    len: usize,
+    targets: &Tensor<2, Int>,
+    device: &Device,
+) -> Vec<(&'static str, LossFn)> {
     vec![
         ("ce", {
             let ce = CrossEntropyLossConfig::new().init(device);
             let targets = targets.clone();
             Box::new(move |l: Tensor<3>| {
-                ce.forward(l.reshape([batch * len, VOCAB]), targets.clone().reshape([batch * len]))
+                ce.forward(
+                    l.reshape([batch * len, VOCAB]),
+                    targets.clone().reshape([batch * len]),
+                )
             })
         }),
         ("mle", {
@@ -143,11 +155,19 @@ fn memory_child(name: &str, batch: usize, len: usize) {
     let device = Device::flex().autodiff();
     let (logits, targets) = inputs(batch, len, &device);
     let cases = cases(batch, len, &targets, &device);
-    let loss = &cases.iter().find(|(n, _)| *n == name).expect("known case").1;
+    let loss = &cases
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("known case")
+        .1;
     let input = logits.detach().require_grad();
     let before = reset_peak_rss();
     let grads = loss(input.clone()).backward();
-    let _ = input.grad(&grads).expect("tracked").slice([0..1, 0..1, 0..1]).into_data();
+    let _ = input
+        .grad(&grads)
+        .expect("tracked")
+        .slice([0..1, 0..1, 0..1])
+        .into_data();
     println!("{}", status_mb("VmHWM:") - before);
 }
 

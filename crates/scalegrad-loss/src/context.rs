@@ -37,7 +37,10 @@ impl Context {
                 let ignored = targets.clone().equal_elem(ignore);
                 (ignored.clone().bool_not(), targets.mask_fill(ignored, 0))
             }
-            None => (Tensor::<2, Bool>::full([batch, len], true, &device), targets),
+            None => (
+                Tensor::<2, Bool>::full([batch, len], true, &device),
+                targets,
+            ),
         };
 
         // earlier[t, s] = s < t.
@@ -68,10 +71,7 @@ impl Context {
             .clone()
             .bool_and(earlier.clone())
             .bool_and(scored_s);
-        let novel = repeats
-            .any_dim(2)
-            .reshape([batch, len])
-            .bool_not();
+        let novel = repeats.any_dim(2).reshape([batch, len]).bool_not();
 
         // The first scored occurrence of a token is exactly a scored position whose
         // target is novel there; the members of C_t are those first occurrences at s < t.

@@ -130,7 +130,9 @@ impl ScaleGradLoss {
         if self.gamma == 1.0 {
             // Plain cross-entropy: only the target's own log-probability is needed.
             let index = context.safe_targets.clone().reshape([batch, len, 1]);
-            let nll = gathered_log_probs(logits, index).reshape([batch, len]).neg();
+            let nll = gathered_log_probs(logits, index)
+                .reshape([batch, len])
+                .neg();
             return LossOutput::new(nll.clone(), nll, context.scored, context.novel);
         }
 

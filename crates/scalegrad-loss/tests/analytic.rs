@@ -4,10 +4,8 @@ mod common;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{values, Batch};
-use scalegrad_loss::{
-    LossConfigError, ObjectiveConfig, ScaleGradConfig, UnlikelihoodConfig,
-};
+use common::{Batch, values};
+use scalegrad_loss::{LossConfigError, ObjectiveConfig, ScaleGradConfig, UnlikelihoodConfig};
 
 fn ln(x: f32) -> f32 {
     x.ln()
@@ -16,7 +14,11 @@ fn ln(x: f32) -> f32 {
 /// The hand-worked batch of the crate docs: vocabulary of 4, targets `[0, 1, 0]`, and
 /// logits chosen as logs of small integers so every probability is a simple fraction.
 fn hand_batch() -> Batch {
-    let rows: [[f32; 4]; 3] = [[1.0, 1.0, 1.0, 1.0], [2.0, 1.0, 1.0, 4.0], [1.0, 2.0, 3.0, 2.0]];
+    let rows: [[f32; 4]; 3] = [
+        [1.0, 1.0, 1.0, 1.0],
+        [2.0, 1.0, 1.0, 4.0],
+        [1.0, 2.0, 3.0, 2.0],
+    ];
     Batch {
         logits: rows.iter().flatten().map(|&w| w.ln()).collect(),
         targets: vec![0, 1, 0],
@@ -44,7 +46,10 @@ fn gradient_is_rescaled_distribution_minus_target() {
         common::value_and_grad(&batch, &device, |l| loss.forward(l, targets.clone()));
 
     let expected_loss = (ln(4.0) + ln(10.0) + ln(5.5)) / 3.0;
-    assert!((value - expected_loss).abs() < 1e-6, "loss={value}, hand={expected_loss}");
+    assert!(
+        (value - expected_loss).abs() < 1e-6,
+        "loss={value}, hand={expected_loss}"
+    );
 
     let p_tilde: [[f32; 4]; 3] = [
         [0.25, 0.25, 0.25, 0.25],
@@ -56,7 +61,10 @@ fn gradient_is_rescaled_distribution_minus_target() {
             let target = (batch.targets[t] == i as i64) as u8 as f32;
             let expected = (p - target) / 3.0;
             let ours = grad[t * 4 + i];
-            assert!((ours - expected).abs() < 1e-6, "t={t} i={i}: grad={ours}, hand={expected}");
+            assert!(
+                (ours - expected).abs() < 1e-6,
+                "t={t} i={i}: grad={ours}, hand={expected}"
+            );
         }
     }
 
@@ -64,8 +72,14 @@ fn gradient_is_rescaled_distribution_minus_target() {
     let mle = ScaleGradConfig::new(1.0).init();
     let (_, mle_grad) =
         common::value_and_grad(&batch, &device, |l| mle.forward(l, targets.clone()));
-    assert!(grad[4 + 1].abs() > mle_grad[4 + 1].abs(), "push up on the novel target grows");
-    assert!(grad[4] > mle_grad[4], "push down on the context token grows");
+    assert!(
+        grad[4 + 1].abs() > mle_grad[4 + 1].abs(),
+        "push up on the novel target grows"
+    );
+    assert!(
+        grad[4] > mle_grad[4],
+        "push down on the context token grows"
+    );
 }
 
 /// The per-token terms of the hand batch: token losses, the unscaled NLL (what
@@ -80,7 +94,10 @@ fn detailed_output_has_per_token_terms() {
     let token_loss = values(out.token_loss);
     let expected = [ln(4.0), ln(10.0), ln(5.5)];
     for (t, (&ours, &hand)) in token_loss.iter().zip(&expected).enumerate() {
-        assert!((ours - hand).abs() < 1e-6, "t={t}: token loss={ours}, hand={hand}");
+        assert!(
+            (ours - hand).abs() < 1e-6,
+            "t={t}: token loss={ours}, hand={hand}"
+        );
     }
     let nll = values(out.nll);
     let expected_nll = [ln(4.0), ln(8.0), ln(8.0)];
@@ -99,7 +116,9 @@ fn detailed_output_has_per_token_terms() {
 fn gamma_one_equals_burn_cross_entropy() {
     let device = Device::flex();
     let [b, t, v] = [3, 7, 11];
-    let logits: Vec<f32> = (0..b * t * v).map(|i| ((i * 29 % 17) as f32 - 8.0) * 0.4).collect();
+    let logits: Vec<f32> = (0..b * t * v)
+        .map(|i| ((i * 29 % 17) as f32 - 8.0) * 0.4)
+        .collect();
     let targets: Vec<i64> = (0..b * t).map(|i| (i * 5 % 11) as i64).collect();
     let pad = 0i64;
     let logits3 = Tensor::<3>::from_data(TensorData::new(logits, [b, t, v]), &device);
@@ -114,7 +133,10 @@ fn gamma_one_equals_burn_cross_entropy() {
         .init(&device)
         .forward(logits3.reshape([b * t, v]), targets2.reshape([b * t]));
     let (ours, burn_ce) = (values(ours)[0], values(burn_ce)[0]);
-    assert!((ours - burn_ce).abs() < 1e-5, "scalegrad(1)={ours}, burn CE={burn_ce}");
+    assert!(
+        (ours - burn_ce).abs() < 1e-5,
+        "scalegrad(1)={ours}, burn CE={burn_ce}"
+    );
 }
 
 /// A batch whose every target is ignored has loss 0, not NaN, so one all-padding batch
@@ -143,7 +165,10 @@ fn invalid_gammas_are_config_errors() {
         assert!(ScaleGradConfig::new(gamma).try_init().is_err());
     }
     for gamma in [1e-6, 0.2, 1.0] {
-        assert!(ScaleGradConfig::new(gamma).validate().is_ok(), "gamma={gamma}");
+        assert!(
+            ScaleGradConfig::new(gamma).validate().is_ok(),
+            "gamma={gamma}"
+        );
     }
     for alpha in [-1.0, f64::NAN, f64::INFINITY] {
         assert!(matches!(
@@ -160,8 +185,10 @@ fn init_panics_on_invalid_gamma_with_the_validation_message() {
 }
 
 #[test]
-#[should_panic(expected = "logits of shape [2, 3, 5] (batch, positions, vocabulary) do not match \
-                           targets of shape [2, 4] (batch, positions)")]
+#[should_panic(
+    expected = "logits of shape [2, 3, 5] (batch, positions, vocabulary) do not match \
+                           targets of shape [2, 4] (batch, positions)"
+)]
 fn shape_mismatch_panics_naming_both_shapes() {
     let device = Device::flex();
     ScaleGradConfig::new(0.5).init().forward(
@@ -183,9 +210,14 @@ fn objective_configs_parse_and_reject_unknown_keys() {
         parse(r#"{"kind": "unlikelihood", "alpha": 1.0}"#).unwrap(),
         ObjectiveConfig::Unlikelihood { alpha: 1.0 }
     );
-    assert!(parse(r#"{"kind": "scalegrad", "gama": 0.2}"#).is_err(), "typo in a key");
+    assert!(
+        parse(r#"{"kind": "scalegrad", "gama": 0.2}"#).is_err(),
+        "typo in a key"
+    );
     assert!(parse(r#"{"kind": "focal"}"#).is_err(), "unknown objective");
-    let err = ObjectiveConfig::ScaleGrad { gamma: 2.0 }.validate().unwrap_err();
+    let err = ObjectiveConfig::ScaleGrad { gamma: 2.0 }
+        .validate()
+        .unwrap_err();
     assert_eq!(err, LossConfigError::Gamma(2.0));
     assert_eq!(ObjectiveConfig::ScaleGrad { gamma: 0.2 }.label(), "sg0.2");
 }

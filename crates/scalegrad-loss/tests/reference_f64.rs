@@ -47,7 +47,10 @@ fn value_and_grad64(
 }
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -103,7 +106,9 @@ proptest! {
 fn gradients_match_finite_differences() {
     let device = device();
     let shape = [2, 5, 6];
-    let logits: Vec<f32> = (0..60).map(|i| (((i * 37) % 23) as f32 - 11.0) * 0.31).collect();
+    let logits: Vec<f32> = (0..60)
+        .map(|i| (((i * 37) % 23) as f32 - 11.0) * 0.31)
+        .collect();
     let batch = Batch {
         logits,
         targets: vec![1, 2, 1, 3, -100, 4, 4, -100, 0, 4],
@@ -112,17 +117,23 @@ fn gradients_match_finite_differences() {
     let targets = batch.targets(&device);
     let losses: Vec<(&str, Box<dyn Fn(Tensor<3>) -> Tensor<1>>)> = vec![
         ("scalegrad 0.2", {
-            let loss = ScaleGradConfig::new(0.2).with_ignore_index(Some(-100)).init();
+            let loss = ScaleGradConfig::new(0.2)
+                .with_ignore_index(Some(-100))
+                .init();
             let targets = targets.clone();
             Box::new(move |l| loss.forward(l, targets.clone()))
         }),
         ("scalegrad 0.8", {
-            let loss = ScaleGradConfig::new(0.8).with_ignore_index(Some(-100)).init();
+            let loss = ScaleGradConfig::new(0.8)
+                .with_ignore_index(Some(-100))
+                .init();
             let targets = targets.clone();
             Box::new(move |l| loss.forward(l, targets.clone()))
         }),
         ("unlikelihood 1.0", {
-            let loss = UnlikelihoodConfig::new(1.0).with_ignore_index(Some(-100)).init();
+            let loss = UnlikelihoodConfig::new(1.0)
+                .with_ignore_index(Some(-100))
+                .init();
             let targets = targets.clone();
             Box::new(move |l| loss.forward(l, targets.clone()))
         }),

@@ -42,8 +42,22 @@ fn batch(device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
 }
 
 fn flat(model: &Bigram) -> Vec<f32> {
-    let mut out = model.embed.weight.val().into_data().try_to_vec::<f32>().unwrap();
-    out.extend(model.project.weight.val().into_data().try_to_vec::<f32>().unwrap());
+    let mut out = model
+        .embed
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    out.extend(
+        model
+            .project
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    );
     out
 }
 
@@ -64,16 +78,39 @@ fn one_adamw_step_with_scalegrad_moves_parameters_differently_than_mle() {
     let initial = Bigram::new(VOCAB, 8, &device);
     let before = flat(&initial);
 
-    let sg = flat(&one_step(initial.clone(), &ObjectiveConfig::ScaleGrad { gamma: 0.2 }, &device));
+    let sg = flat(&one_step(
+        initial.clone(),
+        &ObjectiveConfig::ScaleGrad { gamma: 0.2 },
+        &device,
+    ));
     let mle = flat(&one_step(initial.clone(), &ObjectiveConfig::Mle, &device));
 
     let moved = |after: &[f32]| {
-        before.iter().zip(after).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+        before
+            .iter()
+            .zip(after)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
     };
-    assert!(moved(&sg) > 1e-3, "ScaleGrad step moved parameters by at most {}", moved(&sg));
-    assert!(moved(&mle) > 1e-3, "MLE step moved parameters by at most {}", moved(&mle));
-    let apart = sg.iter().zip(&mle).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(apart > 1e-4, "ScaleGrad and MLE steps agree to {apart}: gamma had no effect");
+    assert!(
+        moved(&sg) > 1e-3,
+        "ScaleGrad step moved parameters by at most {}",
+        moved(&sg)
+    );
+    assert!(
+        moved(&mle) > 1e-3,
+        "MLE step moved parameters by at most {}",
+        moved(&mle)
+    );
+    let apart = sg
+        .iter()
+        .zip(&mle)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        apart > 1e-4,
+        "ScaleGrad and MLE steps agree to {apart}: gamma had no effect"
+    );
 }
 
 /// The gradient with respect to the model parameters (not only the logits) depends on
@@ -106,7 +143,10 @@ fn scalegrad_training_shifts_mass_towards_novel_tokens() {
     };
     let sg = novel_mass(&train(ObjectiveConfig::ScaleGrad { gamma: 0.2 }));
     let mle = novel_mass(&train(ObjectiveConfig::Mle));
-    assert!(sg > mle + 0.01, "novel-token mass after training: ScaleGrad={sg}, MLE={mle}");
+    assert!(
+        sg > mle + 0.01,
+        "novel-token mass after training: ScaleGrad={sg}, MLE={mle}"
+    );
 }
 
 /// The loss tensor a user calls `backward` on is tracked whenever the logits are.
@@ -114,8 +154,11 @@ fn scalegrad_training_shifts_mass_towards_novel_tokens() {
 fn loss_stays_in_the_autodiff_graph() {
     let device = Device::flex().autodiff();
     let logits = Tensor::<3>::ones([1, 4, 6], &device).require_grad();
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 2, 1], [1, 4]), &device);
-    let loss = ScaleGradConfig::new(0.2).init().forward(logits.clone(), targets);
+    let targets =
+        Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 2, 1], [1, 4]), &device);
+    let loss = ScaleGradConfig::new(0.2)
+        .init()
+        .forward(logits.clone(), targets);
     assert!(loss.is_tracked(), "loss detached from the graph");
     let grads = loss.backward();
     let grad = logits.grad(&grads).expect("gradient reaches the logits");

@@ -80,7 +80,12 @@ pub fn scored_and_safe(batch: &Batch, ignore: Option<i64>) -> (Vec<f32>, Vec<i64
 /// ScaleGrad the way the paper describes it: scale the novel tokens' probabilities by
 /// gamma, renormalise over the whole vocabulary, take -log of the target's entry, and
 /// average over scored positions.
-pub fn masked_scalegrad(logits: Tensor<3>, batch: &Batch, gamma: f64, ignore: Option<i64>) -> Tensor<1> {
+pub fn masked_scalegrad(
+    logits: Tensor<3>,
+    batch: &Batch,
+    gamma: f64,
+    ignore: Option<i64>,
+) -> Tensor<1> {
     let device = logits.device();
     let [b_n, t_n, _] = batch.shape;
     let in_context = context_indicator(batch, ignore);
@@ -98,7 +103,12 @@ pub fn masked_scalegrad(logits: Tensor<3>, batch: &Batch, gamma: f64, ignore: Op
 /// Token-level unlikelihood as Welleck et al.'s code computes it: a `[B, T, V]` matrix of
 /// negative candidates (context tokens other than the target), `-log(clamp(1 - p, 1e-5))`
 /// summed over them, plus cross-entropy, averaged over scored positions.
-pub fn masked_unlikelihood(logits: Tensor<3>, batch: &Batch, alpha: f64, ignore: Option<i64>) -> Tensor<1> {
+pub fn masked_unlikelihood(
+    logits: Tensor<3>,
+    batch: &Batch,
+    alpha: f64,
+    ignore: Option<i64>,
+) -> Tensor<1> {
     let device = logits.device();
     let [b_n, t_n, v_n] = batch.shape;
     let mut candidates = context_indicator(batch, ignore);
@@ -125,7 +135,13 @@ pub fn masked_unlikelihood(logits: Tensor<3>, batch: &Batch, alpha: f64, ignore:
 }
 
 /// Mean of `-log_probs[b, t, y_t]` over scored positions.
-fn target_mean_nll(log_probs: Tensor<3>, batch: &Batch, ignore: Option<i64>, b_n: usize, t_n: usize) -> Tensor<1> {
+fn target_mean_nll(
+    log_probs: Tensor<3>,
+    batch: &Batch,
+    ignore: Option<i64>,
+    b_n: usize,
+    t_n: usize,
+) -> Tensor<1> {
     let device = log_probs.device();
     let (scored, safe) = scored_and_safe(batch, ignore);
     let scored = Tensor::<2>::from_data(TensorData::new(scored, [b_n, t_n]), &device);
@@ -136,18 +152,29 @@ fn target_mean_nll(log_probs: Tensor<3>, batch: &Batch, ignore: Option<i64>, b_n
 
 /// Reads a tensor back as `f32` values.
 pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
 }
 
 /// Reads a tensor back as `f64` values.
 pub fn values64<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
-    tensor.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+    tensor
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .unwrap()
 }
 
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The loss value and `d loss / d logits` of `f` at `batch`, on an autodiff device.
@@ -197,4 +224,3 @@ pub fn batches() -> impl Strategy<Value = (Batch, Option<i64>)> {
             })
     })
 }
-
