@@ -54,6 +54,69 @@ const SPECS: &[Spec] = &[Spec {
         ("sg_masked 8x256x50257", "peak_mb", 2953.0),
         ("sg 8x256x50257", "peak_mb", 1192.0),
     ],
+}, Spec {
+    // scalegrad-metrics: ROUGE-1/2/L/Lsum on 2,000 pairs of 50-70 words.
+    name: "rouge",
+    about: "ROUGE-1/2/L/Lsum pairs per second: ours vs rouge_score on the same 2,000 pairs",
+    package: "scalegrad-metrics",
+    example: "bench_rouge",
+    python: Some("crates/scalegrad-metrics/bench/bench_rouge.py"),
+    last_known: &[
+        ("2000 pairs stem", "pairs_per_s", 202.0),
+        ("2000 pairs stem 1 thread", "pairs_per_s", 202.0),
+    ],
+}, Spec {
+    // scalegrad-gpt2: distilgpt2-architecture train step (fwd, CE, bwd, AdamW) on flex.
+    name: "gpt2-train",
+    about: "distilgpt2 train step (forward, CE, backward, AdamW) tokens/s: flex vs PyTorch",
+    package: "scalegrad-gpt2",
+    example: "bench_gpt2_train",
+    python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_train.py"),
+    last_known: &[("1x128", "tokens_per_s", 152.0), ("4x128", "tokens_per_s", 240.0)],
+}, Spec {
+    // scalegrad-gpt2: greedy decoding, 50-token prompt + 100 new tokens, KV cache.
+    name: "gpt2-decode",
+    about: "distilgpt2 greedy decoding new tokens/s (50 + 100, KV cache): flex vs generate",
+    package: "scalegrad-gpt2",
+    example: "bench_gpt2_decode",
+    python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_decode.py"),
+    last_known: &[
+        ("batch 1, 50+100", "tokens_per_s", 35.4),
+        ("batch 8, 50+100", "tokens_per_s", 131.0),
+    ],
+}, Spec {
+    // scalegrad-data: parquet -> GPT-2 BPE tokens -> cached 1024-token windows, 100 MB.
+    name: "data",
+    about: "parquet to cached GPT-2 windows, tokens/s on 100 MB: ours vs datasets.map",
+    package: "scalegrad-data",
+    example: "bench_data",
+    python: Some("crates/scalegrad-data/bench/bench_data.py"),
+    // REFERENCE.md §6 has no figure for this; run the Python side.
+    last_known: &[],
+}, Spec {
+    // scalegrad-bert2bert: bert-small2bert-small train step (fwd, CE, bwd, AdamW) on flex.
+    name: "b2b-train",
+    about: "bert2bert-small train step, sources 512 + targets 128: flex vs PyTorch",
+    package: "scalegrad-bert2bert",
+    example: "bench_b2b_train",
+    python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_train.py"),
+    last_known: &[
+        ("train 1x512+128", "s", 1.00),
+        ("train 4x512+128", "s", 3.13),
+        ("train 1x512+128", "tokens_per_s", 640.0),
+        ("train 4x512+128", "tokens_per_s", 818.0),
+    ],
+}, Spec {
+    // scalegrad-bert2bert: 4-beam search, 512-token sources, 128 new tokens (EOS off).
+    name: "b2b-beam",
+    about: "bert2bert-small 4-beam search, 512-token source, 128 new tokens: flex vs generate",
+    package: "scalegrad-bert2bert",
+    example: "bench_b2b_beam",
+    python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_beam.py"),
+    last_known: &[
+        ("beam4 1x512 128new", "s_per_article", 4.29),
+        ("beam4 4x512 128new", "s_per_article", 2.07),
+    ],
 }];
 
 /// Arguments of `cargo xtask bench`.

@@ -4,7 +4,11 @@
 
 mod bench;
 mod ci;
+mod libtorch;
+mod plot;
 mod python;
+mod report;
+mod reproduce;
 mod util;
 
 use anyhow::Result;
@@ -22,13 +26,17 @@ struct Cli {
 enum Command {
     /// Run what CI runs: rustfmt check, clippy, the test suite.
     Ci(ci::Args),
-    /// Prepare optional environments (the Python reference stack).
+    /// Prepare optional environments (the Python reference stack, libtorch for `tch`).
     #[command(subcommand)]
     Setup(python::Setup),
     /// Regenerate the committed parity fixtures with the Python reference stack.
     Fixtures(python::FixturesArgs),
     /// Run a side-by-side benchmark: ours (release build) beside the reference stack.
     Bench(bench::Args),
+    /// Run an experiment grid (a preset of configs) with the release CLI, then the report.
+    Reproduce(reproduce::Args),
+    /// Write REPORT.md and figures from finished runs.
+    Report(report::Args),
 }
 
 fn main() -> Result<()> {
@@ -37,5 +45,7 @@ fn main() -> Result<()> {
         Command::Setup(setup) => python::setup(setup),
         Command::Fixtures(args) => python::fixtures(args),
         Command::Bench(args) => bench::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

@@ -15,6 +15,9 @@ use crate::util::{root, run};
 pub enum Setup {
     /// Create ./.venv with python/requirements.txt (about 7 GB: torch ships CUDA libraries).
     Python,
+    /// Make libtorch 2.9.0 (PyPI torch) available to burn's `tch` backend, reusing ./.venv,
+    /// and print the variables to export.
+    Libtorch(crate::libtorch::SetupArgs),
 }
 
 /// Arguments of `cargo xtask fixtures`.
@@ -61,6 +64,7 @@ pub fn setup(setup: Setup) -> Result<()> {
             eprintln!("Python reference environment ready: {}", venv.display());
             Ok(())
         }
+        Setup::Libtorch(args) => crate::libtorch::setup(args),
     }
 }
 

@@ -1,0 +1,210 @@
+//! `cargo xtask reproduce`: runs an experiment grid with the release CLI, then the report.
+//!
+//! A preset is a folder `configs/<preset>/` of run configs (one TOML file per run). For
+//! each config of the chosen experiments, in file-name order, it runs
+//! `scalegrad train --config FILE --out OUT/<preset>`. A run whose `metrics.json`
+//! exists is finished and skipped; an interrupted run resumes from its last checkpoint
+//! (the CLI does that by itself). Afterwards it writes the report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+
+use crate::util::{cargo, root, run as spawn};
+
+/// Which experiments to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// Both experiments.
+    All,
+    /// GPT-2 language modelling and continuation.
+    OpenEnded,
+    /// BERT2BERT summarisation.
+    Summarization,
+}
+
+/// Arguments of `cargo xtask reproduce`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which experiments.
+    #[arg(value_enum)]
+    target: Target,
+    /// Config preset: a folder under configs/ (demo, full, gamma-sweep).
+    #[arg(long, default_value = "demo")]
+    preset: String,
+    /// Execution backend; the CLI is built with this cargo feature.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Output folder; runs go to OUT/<preset>/<experiment>/<run>.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Only list the runs that would be executed.
+    #[arg(long)]
+    dry_run: bool,
+    /// Pass `--max-steps N` to every run (a smoke test of the wiring, used by CI).
+    #[arg(long)]
+    max_steps: Option<usize>,
+}
+
+/// A run config with the fields the orchestration needs.
+#[derive(Debug)]
+pub struct RunEntry {
+    /// The config file.
+    pub path: PathBuf,
+    /// `run.experiment`.
+    pub experiment: String,
+    /// `run.name`.
+    pub name: String,
+}
+
+/// Reads the configs of a preset, sorted by file name.
+pub fn preset_runs(preset: &str) -> Result<Vec<RunEntry>> {
+    let dir = root().join("configs").join(preset);
+    if !dir.is_dir() {
+        let known: Vec<String> = std::fs::read_dir(root().join("configs"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        bail!("no preset `{preset}` (configs/{preset}/); known presets: {}", known.join(", "));
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let value: toml::Table =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let run = value
+                .get("run")
+                .and_then(|r| r.as_table())
+                .with_context(|| format!("{}: missing [run] table", path.display()))?;
+            let field = |key: &str| {
+                run.get(key)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .with_context(|| format!("{}: missing run.{key}", path.display()))
+            };
+            Ok(RunEntry {
+                experiment: field("experiment")?,
+                name: field("name")?,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// The `scalegrad` binary built for `backend`.
+pub fn build_cli(backend: &str) -> Result<PathBuf> {
+    let features = match backend {
+        "flex" => "flex",
+        "ndarray" => "ndarray",
+        "wgpu" => "flex,wgpu",
+        "cuda" => "flex,cuda",
+        "tch" => "flex,tch",
+        other => bail!("unknown backend `{other}`; expected flex, ndarray, wgpu, cuda or tch"),
+    };
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "-p", "scalegrad-cli", "--features", features]);
+    if backend == "tch" {
+        for (key, value) in crate::libtorch::libtorch_env()? {
+            cmd.env(key, value);
+        }
+    }
+    spawn(&mut cmd).with_context(|| format!("building the CLI with the `{backend}` backend"))?;
+    Ok(root().join("target/release/scalegrad"))
+}
+
+/// Entry point of `cargo xtask reproduce`.
+pub fn run(args: Args) -> Result<()> {
+    let runs: Vec<RunEntry> = preset_runs(&args.preset)?
+        .into_iter()
+        .filter(|r| match args.target {
+            Target::All => true,
+            Target::OpenEnded => r.experiment == "open-ended",
+            Target::Summarization => r.experiment == "summarization",
+        })
+        .collect();
+    if runs.is_empty() {
+        bail!("preset `{}` has no {:?} runs", args.preset, args.target);
+    }
+    let out = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        root().join(&args.out)
+    };
+    let preset_out = out.join(&args.preset);
+    if args.dry_run {
+        for r in &runs {
+            let state = run_state(&preset_out.join(&r.experiment).join(&r.name));
+            println!("{:<14} {:<24} {:<10} {}", r.experiment, r.name, state, r.path.display());
+        }
+        return Ok(());
+    }
+
+    let started = Instant::now();
+    let cli = build_cli(&args.backend)?;
+    let total = runs.len();
+    for (i, r) in runs.iter().enumerate() {
+        let run_dir = preset_out.join(&r.experiment).join(&r.name);
+        if run_dir.join("metrics.json").exists() && args.max_steps.is_none() {
+            eprintln!("[{}/{total}] {}/{}: finished, skipping", i + 1, r.experiment, r.name);
+            continue;
+        }
+        eprintln!(
+            "[{}/{total}] {}/{} ({})",
+            i + 1,
+            r.experiment,
+            r.name,
+            run_state(&run_dir)
+        );
+        let mut cmd = Command::new(&cli);
+        cmd.current_dir(root())
+            .arg("train")
+            .arg("--config")
+            .arg(&r.path)
+            .arg("--out")
+            .arg(&preset_out)
+            .arg("--backend")
+            .arg(&args.backend);
+        if let Some(steps) = args.max_steps {
+            cmd.arg("--max-steps").arg(steps.to_string());
+        }
+        if args.backend == "tch" {
+            for (key, value) in crate::libtorch::libtorch_env()? {
+                cmd.env(key, value);
+            }
+        }
+        spawn(&mut cmd).with_context(|| {
+            format!("run {}/{} ({})", r.experiment, r.name, r.path.display())
+        })?;
+    }
+    eprintln!(
+        "all {total} runs done in {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    crate::report::write_report(&preset_out, &args.preset)?;
+    Ok(())
+}
+
+/// `finished`, `resumable` or `new`, from what the run folder holds.
+fn run_state(run_dir: &Path) -> &'static str {
+    if run_dir.join("metrics.json").exists() {
+        "finished"
+    } else if run_dir.join("checkpoints").is_dir() {
+        "resumable"
+    } else {
+        "new"
+    }
+}
