@@ -1,0 +1,408 @@
+//! The open-ended experiment: GPT-2 language modelling on WikiText, evaluated with
+//! next-token metrics on teacher-forced windows and with continuation metrics on
+//! decoded text (REFERENCE.md §2).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use scalegrad_data::{BatchSampler, LmBatch, LmWindows, collate_lm};
+use scalegrad_gpt2::{GenerationConfig, Gpt2, Strategy, generate};
+use scalegrad_loss::Objective;
+use scalegrad_metrics::{
+    ContinuationAccumulator, ContinuationReport, NextTokenAccumulator, NextTokenReport, Perplexity,
+    WindowPredictions, WordContinuationAccumulator, WordTokenizer,
+};
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use crate::config::DecodingSpec;
+use crate::log::Progress;
+use crate::trainer::{Task, Validation};
+
+/// The training side: seeded batches of training windows, validation windows.
+pub struct LmTask<'a> {
+    /// Training windows.
+    pub train: LmWindows<'a>,
+    /// Validation windows.
+    pub valid: LmWindows<'a>,
+    /// Batch order of the training windows.
+    pub sampler: BatchSampler,
+    /// The objective (validation reports it beside the NLL).
+    pub objective: Objective,
+    /// Windows per validation batch.
+    pub batch_size: usize,
+    /// Validate on at most this many windows.
+    pub max_valid: Option<usize>,
+    /// Folder whose tokenizer files are copied next to saved models.
+    pub tokenizer_dir: PathBuf,
+    /// The permutation of the current epoch, computed once per epoch.
+    pub epoch_cache: RefCell<Option<(u64, Vec<Vec<usize>>)>>,
+}
+
+/// Tensors of an LM batch on `device`: inputs, an attention mask when any position is
+/// padding, and targets.
+pub fn lm_tensors(
+    batch: &LmBatch,
+    device: &Device,
+) -> (Tensor<2, Int>, Option<Tensor<2, Int>>, Tensor<2, Int>) {
+    let shape = [batch.batch_size, batch.seq_len];
+    let ids = Tensor::from_data(TensorData::new(batch.input_ids.clone(), shape), device);
+    let targets = Tensor::from_data(TensorData::new(batch.targets.clone(), shape), device);
+    let mask = batch
+        .attention_mask
+        .contains(&0)
+        .then(|| Tensor::from_data(TensorData::new(batch.attention_mask.clone(), shape), device));
+    (ids, mask, targets)
+}
+
+impl Task for LmTask<'_> {
+    type Model = Gpt2;
+    type Batch = LmBatch;
+
+    fn batches_per_epoch(&self) -> usize {
+        self.sampler.batches_per_epoch()
+    }
+
+    fn batch(&self, epoch: u64, index: usize) -> LmBatch {
+        let mut cache = self.epoch_cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            *cache = Some((epoch, self.sampler.epoch(epoch)));
+        }
+        let batches = &cache.as_ref().expect("just filled").1;
+        collate_lm(&self.train, batches[index % batches.len()].clone())
+    }
+
+    fn forward(
+        &self,
+        model: &Gpt2,
+        batch: &LmBatch,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        let (ids, mask, targets) = lm_tensors(batch, device);
+        (model.forward(ids, mask), targets)
+    }
+
+    fn validate(&self, model: &Gpt2) -> Result<Validation, String> {
+        let device = model.device();
+        let n = self
+            .max_valid
+            .map_or(self.valid.len(), |m| m.min(self.valid.len()));
+        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
+        for start in (0..n).step_by(self.batch_size) {
+            let indices: Vec<usize> = (start..(start + self.batch_size).min(n)).collect();
+            let batch = collate_lm(&self.valid, indices);
+            let (logits, targets) = self.forward(model, &batch, &device);
+            let out = self.objective.forward_detailed(logits, targets);
+            let sums = Tensor::cat(vec![out.token_loss.sum(), out.nll.sum(), out.count], 0)
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .map_err(|e| format!("reading validation sums: {e:?}"))?;
+            loss += sums[0];
+            nll += sums[1];
+            count += sums[2];
+        }
+        if count == 0.0 {
+            return Err("the validation split has no windows; lower data.block_size".into());
+        }
+        Ok(Validation {
+            loss: loss / count,
+            nll: nll / count,
+        })
+    }
+
+    fn save_best(&self, model: &Gpt2, dir: &std::path::Path) -> Result<(), String> {
+        let tmp = dir.with_extension("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        }
+        model
+            .save_pretrained(&tmp, Some(&self.tokenizer_dir))
+            .map_err(|e| format!("saving the best model to {}: {e}", tmp.display()))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+    }
+}
+
+/// Next-token metrics of one evaluation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NextTokenSection {
+    /// Tokens per window.
+    pub window: usize,
+    /// Tokens between window starts (equal to `window`: non-overlapping).
+    pub stride: usize,
+    /// Windows evaluated.
+    pub windows: usize,
+    /// `exp(mean NLL)` over all scored targets.
+    pub perplexity: f64,
+    /// acc, rep/wrep/human rep at each l, uniq.
+    pub metrics: NextTokenReport,
+}
+
+/// Continuation metrics of one decoding strategy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContinuationSection {
+    /// The strategy (`greedy`, `top-k3`, `top-p0.9`).
+    pub decoding: String,
+    /// Tokens of each prefix.
+    pub prefix_len: usize,
+    /// Tokens generated after each prefix.
+    pub new_tokens: usize,
+    /// Prefixes continued.
+    pub count: usize,
+    /// seq-rep-n and uniq-seq on token ids.
+    pub token: ContinuationReport,
+    /// The same on words of the decoded text.
+    pub word: ContinuationReport,
+    /// The human continuations (the test text after each prefix), on token ids.
+    pub human_token: ContinuationReport,
+    /// The human continuations, on words.
+    pub human_word: ContinuationReport,
+}
+
+/// Everything the open-ended evaluation reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpenEndedMetrics {
+    /// Teacher-forced metrics.
+    pub next_token: NextTokenSection,
+    /// One entry per decoding strategy.
+    pub continuations: Vec<ContinuationSection>,
+}
+
+/// One continuation kept for the report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContinuationSample {
+    /// The strategy.
+    pub decoding: String,
+    /// Decoded prefix.
+    pub prefix: String,
+    /// Decoded continuation.
+    pub continuation: String,
+    /// Decoded human continuation.
+    pub reference: String,
+    /// Prefix ids.
+    pub prefix_ids: Vec<u32>,
+    /// Continuation ids.
+    pub continuation_ids: Vec<u32>,
+}
+
+/// Settings of the open-ended evaluation.
+pub struct OpenEndedEval<'a> {
+    /// The test token stream.
+    pub tokens: &'a scalegrad_data::cache::TokenArray,
+    /// Window length for the next-token metrics.
+    pub window: usize,
+    /// At most this many windows.
+    pub max_windows: Option<usize>,
+    /// Prefix length of continuations.
+    pub prefix_len: usize,
+    /// New tokens per continuation.
+    pub continuation_len: usize,
+    /// At most this many continuations.
+    pub max_continuations: Option<usize>,
+    /// Strategies.
+    pub decoding: &'a [DecodingSpec],
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Sampling seed.
+    pub seed: u64,
+    /// For decoding ids to text.
+    pub tokenizer: &'a Tokenizer,
+    /// Continuations kept as samples per strategy.
+    pub samples: usize,
+}
+
+fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, String> {
+    tokenizer
+        .decode(ids, false)
+        .map_err(|e| format!("decoding {} ids: {e}", ids.len()))
+}
+
+/// Evaluates `model` (in validation mode) on the test stream.
+pub fn evaluate(
+    model: &Gpt2,
+    eval: &OpenEndedEval<'_>,
+) -> Result<(OpenEndedMetrics, Vec<ContinuationSample>), String> {
+    let device = model.device();
+    let n_tokens = eval.tokens.len();
+    if n_tokens < eval.window + 1 {
+        return Err(format!(
+            "the test split has {n_tokens} tokens, fewer than one evaluation window of {} + 1",
+            eval.window
+        ));
+    }
+    // Non-overlapping windows of `window` inputs and their shifted targets; the partial
+    // tail is dropped so every window has the same length.
+    let all_windows = (n_tokens - 1) / eval.window;
+    let windows = eval.max_windows.map_or(all_windows, |m| m.min(all_windows));
+
+    let mut perplexity = Perplexity::new();
+    let mut next_token = NextTokenAccumulator::default();
+    let mut progress = Progress::new("next-token", windows as u64, 0);
+    for start in (0..windows).step_by(eval.batch_size) {
+        let rows: Vec<usize> = (start..(start + eval.batch_size).min(windows)).collect();
+        let b = rows.len();
+        let mut inputs = Vec::with_capacity(b * eval.window);
+        let mut targets = Vec::with_capacity(b * eval.window);
+        for &w in &rows {
+            let span = eval
+                .tokens
+                .to_vec(w * eval.window..w * eval.window + eval.window + 1);
+            inputs.extend(span[..eval.window].iter().map(|&t| t as i64));
+            targets.extend(span[1..].iter().map(|&t| t as i64));
+        }
+        let shape = [b, eval.window];
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(inputs, shape), &device);
+        let target_t =
+            Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), shape), &device);
+        let logits = model.forward(ids, None);
+        let [_, _, vocab] = logits.dims();
+        let target_logit = logits
+            .clone()
+            .gather(2, target_t.clone().reshape([b, eval.window, 1]));
+        // Entries strictly greater than the target's logit: 0 is a hit (ties count).
+        let ranks = logits
+            .clone()
+            .greater(target_logit.clone().expand([b, eval.window, vocab]))
+            .int()
+            .sum_dim(2)
+            .reshape([b, eval.window]);
+        let argmax = logits.clone().argmax(2).reshape([b, eval.window]);
+        let log_norm = {
+            let max = logits.clone().max_dim(2);
+            (logits - max.clone()).exp().sum_dim(2).log() + max
+        };
+        let nll = (log_norm - target_logit).reshape([b, eval.window]);
+        let ranks: Vec<u32> = int_values(ranks)?;
+        let argmax: Vec<u32> = int_values(argmax)?;
+        let nll: Vec<f32> = nll
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        perplexity.add_nlls(&nll);
+        for r in 0..b {
+            let range = r * eval.window..(r + 1) * eval.window;
+            let t: Vec<u32> = targets[range.clone()].iter().map(|&t| t as u32).collect();
+            next_token
+                .add_window(&WindowPredictions {
+                    targets: &t,
+                    predictions: &argmax[range.clone()],
+                    target_ranks: &ranks[range],
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        progress.advance(b as u64, "");
+    }
+    progress.finish();
+    let next_token = NextTokenSection {
+        window: eval.window,
+        stride: eval.window,
+        windows,
+        perplexity: perplexity.perplexity().ok_or("no scored test positions")?,
+        metrics: next_token.report().map_err(|e| e.to_string())?,
+    };
+
+    // Continuations: each evaluated window is cut into consecutive prefixes; the human
+    // continuation of a prefix is the text that follows it.
+    let span = windows * eval.window;
+    let mut prefixes: Vec<(usize, Vec<u32>)> = Vec::new();
+    for start in (0..span).step_by(eval.prefix_len) {
+        if start + eval.prefix_len + eval.continuation_len > n_tokens {
+            break;
+        }
+        prefixes.push((start, eval.tokens.to_vec(start..start + eval.prefix_len)));
+    }
+    if let Some(max) = eval.max_continuations {
+        prefixes.truncate(max);
+    }
+    if prefixes.is_empty() {
+        return Err("the test split is too short for one prefix and its continuation".into());
+    }
+    let word_tokenizer = WordTokenizer::default();
+    let mut human_token = ContinuationAccumulator::new();
+    let mut human_word = WordContinuationAccumulator::new(word_tokenizer.clone());
+    let mut human_texts = Vec::with_capacity(prefixes.len());
+    for (start, _) in &prefixes {
+        let ids = eval
+            .tokens
+            .to_vec(start + eval.prefix_len..start + eval.prefix_len + eval.continuation_len);
+        human_token.add(&ids);
+        let text = decode(eval.tokenizer, &ids)?;
+        human_word.add(&text);
+        human_texts.push(text);
+    }
+
+    let mut sections = Vec::new();
+    let mut samples = Vec::new();
+    for spec in eval.decoding {
+        let strategy = match *spec {
+            DecodingSpec::Greedy => Strategy::Greedy,
+            DecodingSpec::TopK { k } => Strategy::top_k(k),
+            DecodingSpec::TopP { p } => Strategy::top_p(p),
+        };
+        // No stop token: every continuation has exactly `continuation_len` tokens, as
+        // in the reference evaluation.
+        let config = GenerationConfig::greedy(eval.continuation_len)
+            .with_strategy(strategy)
+            .with_seed(eval.seed);
+        let mut token = ContinuationAccumulator::new();
+        let mut word = WordContinuationAccumulator::new(word_tokenizer.clone());
+        let mut progress = Progress::new(
+            &format!("continue ({})", spec.label()),
+            prefixes.len() as u64,
+            0,
+        );
+        for (chunk_index, chunk) in prefixes.chunks(eval.batch_size).enumerate() {
+            let prompts: Vec<Vec<u32>> = chunk.iter().map(|(_, p)| p.clone()).collect();
+            let outputs = generate(model, &prompts, &config).map_err(|e| e.to_string())?;
+            for (i, (prompt, out)) in prompts.iter().zip(outputs).enumerate() {
+                token.add(&out.tokens);
+                let text = decode(eval.tokenizer, &out.tokens)?;
+                word.add(&text);
+                let index = chunk_index * eval.batch_size + i;
+                if samples.len() < (sections.len() + 1) * eval.samples && index < eval.samples {
+                    samples.push(ContinuationSample {
+                        decoding: spec.label(),
+                        prefix: decode(eval.tokenizer, prompt)?,
+                        continuation: text,
+                        reference: human_texts[index].clone(),
+                        prefix_ids: prompt.clone(),
+                        continuation_ids: out.tokens,
+                    });
+                }
+            }
+            progress.advance(chunk.len() as u64, "");
+        }
+        progress.finish();
+        sections.push(ContinuationSection {
+            decoding: spec.label(),
+            prefix_len: eval.prefix_len,
+            new_tokens: eval.continuation_len,
+            count: prefixes.len(),
+            token: token.report(),
+            word: word.report(),
+            human_token: human_token.report(),
+            human_word: human_word.report(),
+        });
+    }
+    Ok((
+        OpenEndedMetrics {
+            next_token,
+            continuations: sections,
+        },
+        samples,
+    ))
+}
+
+fn int_values<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<u32>, String> {
+    let v: Vec<i64> = t
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(v.into_iter().map(|x| x as u32).collect())
+}

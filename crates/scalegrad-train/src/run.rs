@@ -1,0 +1,686 @@
+//! One run from config to `metrics.json`: resolve data, tokenizer and model, train
+//! (unless the run only evaluates its starting checkpoint), evaluate the best checkpoint
+//! on the test split, and write the run folder.
+//!
+//! A run folder `OUT/<experiment>/<name>/` holds, in the order they are written:
+//! `config.toml` (before any work), `log.jsonl` and `checkpoints/` (during training),
+//! `best/` (a Hugging Face model directory), then `samples.jsonl` and `metrics.json`
+//! (whose presence marks the run finished).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use scalegrad_bert2bert::{Bert2Bert, Bert2BertConfig, GenerationSettings};
+use scalegrad_data::hub::{HubConfig, resolve_model_dir};
+use scalegrad_data::lm::{LastWindow, WindowConfig};
+use scalegrad_data::reader::read_columns;
+use scalegrad_data::tokenizer::{
+    GPT2_EOS, bert_special_ids, load_tokenizer, save_tokenizer, train_bpe_tokenizer,
+    train_wordpiece_tokenizer,
+};
+use scalegrad_data::{
+    BatchSampler, DatasetName, DatasetSource, LmWindows, SamplerConfig, SummarizationConfig,
+    SummarizationSet, TokenizeOptions, TokenizeSpec, TokenizedSplit, tokenize_files,
+};
+use scalegrad_gpt2::{Gpt2, Gpt2Config};
+use scalegrad_metrics::BootstrapConfig;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokenizers::Tokenizer;
+
+use crate::checkpoint::write_atomic;
+use crate::config::{ConfigError, Experiment, RunConfig};
+use crate::open_ended::{self, LmTask, OpenEndedEval};
+use crate::summarization::{self, SummarizationEval, SummarizationTask};
+use crate::trainer::{self, TrainOutcome, TrainSpec, best_dir};
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Data, tokenizer or hub problem.
+    #[error(transparent)]
+    Data(#[from] scalegrad_data::Error),
+    /// GPT-2 loading, saving or generation.
+    #[error(transparent)]
+    Gpt2(#[from] scalegrad_gpt2::Gpt2Error),
+    /// BERT2BERT loading, saving or generation.
+    #[error(transparent)]
+    Bert2Bert(#[from] scalegrad_bert2bert::Error),
+    /// The training loop.
+    #[error(transparent)]
+    Train(#[from] trainer::TrainError),
+    /// A config value that conflicts with the model or the data.
+    #[error("config {path}: `{key}`: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The problem and its fix.
+        message: String,
+    },
+    /// The run folder is in a state that needs a decision.
+    #[error("{0}")]
+    RunFolder(String),
+    /// Evaluation failed.
+    #[error("evaluation: {0}")]
+    Eval(String),
+    /// A file could not be written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, RunError>;
+
+/// How to run a config.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// Output folder; the run goes to `out/<experiment>/<name>`.
+    pub out: PathBuf,
+    /// Backend name, for the provenance.
+    pub backend: String,
+    /// The device (without autodiff).
+    pub device: Device,
+    /// Continue from the newest checkpoint when there is one.
+    pub resume: bool,
+    /// Delete the run folder and start over.
+    pub restart: bool,
+    /// Stop training after this many steps (a smoke test); the schedule is unchanged.
+    pub max_steps: Option<usize>,
+    /// Evaluate only: this model (directory or hub id; empty for the config's own
+    /// source) is scored on the test split, into the run folder `<name>-eval`.
+    pub eval_model: Option<String>,
+}
+
+/// The run folder of a config.
+pub fn run_dir(out: &Path, config: &RunConfig) -> PathBuf {
+    out.join(config.run.experiment.name())
+        .join(&config.run.name)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |e| RunError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Runs a config to completion and returns its run folder.
+pub fn run(opts: &RunOptions) -> Result<PathBuf> {
+    let mut config = RunConfig::load(&opts.config_path)?;
+    if let Some(model) = &opts.eval_model {
+        if !model.is_empty() {
+            config.model.source = model.clone();
+        }
+        config.run.eval_only = true;
+        config.run.name = format!("{}-eval", config.run.name);
+    }
+    let dir = run_dir(&opts.out, &config);
+    if opts.restart && dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+    }
+    if dir.join("metrics.json").exists() {
+        eprintln!(
+            "{} is finished (metrics.json exists); pass --restart to run it again",
+            dir.display()
+        );
+        return Ok(dir);
+    }
+    let has_checkpoints = !crate::checkpoint::list(&dir)
+        .map_err(trainer::TrainError::from)?
+        .is_empty();
+    if has_checkpoints && !opts.resume {
+        return Err(RunError::RunFolder(format!(
+            "{} already holds checkpoints of an interrupted run; pass --resume to continue it \
+             or --restart to start over",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // The config goes first, so even a run that fails at once says what it was.
+    let config_text =
+        std::fs::read_to_string(&opts.config_path).map_err(io_err(&opts.config_path))?;
+    write_atomic(&dir.join("config.toml"), config_text.as_bytes())
+        .map_err(trainer::TrainError::from)?;
+
+    let started = Instant::now();
+    let hub = HubConfig::from_env();
+    let outcome = match config.run.experiment {
+        Experiment::OpenEnded => open_ended_run(&config, opts, &dir, &hub)?,
+        Experiment::Summarization => summarization_run(&config, opts, &dir, &hub)?,
+    };
+    let provenance = Provenance {
+        config_file: opts.config_path.display().to_string(),
+        git_revision: git_revision(),
+        backend: opts.backend.clone(),
+        device: format!("{:?}", opts.device),
+        steps: outcome.train.as_ref().map_or(0, |t| t.state.step),
+        train_seconds: outcome
+            .train
+            .as_ref()
+            .map_or(0.0, |t| t.state.train_seconds),
+        train_tokens_per_s: outcome.train.as_ref().map_or(0.0, |t| t.tokens_per_s),
+        eval_seconds: outcome.eval_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        finished_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let checkpoint = match (&config.run.eval_only, &outcome.train) {
+        (false, Some(t)) => json!({
+            "source": "best",
+            "step": t.state.best.as_ref().map_or(0, |b| b.step),
+            "valid_nll": t.state.best.as_ref().map(|b| b.value),
+        }),
+        _ => json!({"source": "initial", "step": 0}),
+    };
+    let mut metrics = json!({
+        "experiment": config.run.experiment.name(),
+        "run": config.run.name,
+        "description": config.run.description,
+        "objective": serde_json::to_value(&config.objective).expect("serialisable"),
+        "checkpoint": checkpoint,
+        "provenance": serde_json::to_value(&provenance).expect("serialisable"),
+    });
+    metrics[outcome.section.0] = outcome.section.1;
+
+    let mut samples = String::new();
+    for s in &outcome.samples {
+        samples.push_str(&s.to_string());
+        samples.push('\n');
+    }
+    write_atomic(&dir.join("samples.jsonl"), samples.as_bytes())
+        .map_err(trainer::TrainError::from)?;
+    let text = serde_json::to_string_pretty(&metrics).expect("serialisable");
+    write_atomic(&dir.join("metrics.json"), text.as_bytes()).map_err(trainer::TrainError::from)?;
+    eprintln!("wrote {}", dir.join("metrics.json").display());
+    Ok(dir)
+}
+
+/// Where the numbers came from.
+#[derive(Clone, Debug, Serialize)]
+struct Provenance {
+    config_file: String,
+    git_revision: String,
+    backend: String,
+    device: String,
+    steps: usize,
+    train_seconds: f64,
+    train_tokens_per_s: f64,
+    eval_seconds: f64,
+    wall_seconds: f64,
+    finished_unix: u64,
+}
+
+/// What a task's run produced.
+struct Outcome {
+    train: Option<TrainOutcome>,
+    eval_seconds: f64,
+    /// `("open_ended" | "summarization", metrics)`.
+    section: (&'static str, Value),
+    samples: Vec<Value>,
+}
+
+fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn invalid(config_path: &Path, key: &str, message: String) -> RunError {
+    RunError::Invalid {
+        path: config_path.to_path_buf(),
+        key: key.to_string(),
+        message,
+    }
+}
+
+fn dataset_source(config: &RunConfig) -> Result<DatasetSource> {
+    let dataset: DatasetName = config.data.dataset.parse()?;
+    Ok(DatasetSource {
+        dataset,
+        config: Some(config.data.config.clone()),
+        data_dir: config.data.data_dir.clone(),
+        revision: None,
+    })
+}
+
+/// The tokenizer of a run: trained on the training split (cached next to the runs, so
+/// every run of a preset shares it) or read from the model's folder.
+fn resolve_tokenizer(
+    config: &RunConfig,
+    opts: &RunOptions,
+    hub: &HubConfig,
+    train_files: &[PathBuf],
+) -> Result<(Tokenizer, PathBuf)> {
+    let Some(train) = &config.model.tokenizer.train else {
+        let source = config
+            .model
+            .tokenizer
+            .source
+            .clone()
+            .unwrap_or_else(|| config.model.source.clone());
+        let dir = resolve_model_dir(hub, &source, config.model.revision.as_deref())?;
+        return Ok((load_tokenizer(&dir)?, dir));
+    };
+    let (kind, columns): (&str, &[&str]) = match config.run.experiment {
+        Experiment::OpenEnded => ("bpe", &["text"]),
+        Experiment::Summarization => ("wordpiece", &["article", "highlights"]),
+    };
+    let identity: Vec<String> = train_files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok();
+            format!("{}:{}", f.display(), meta.map_or(0, |m| m.len()))
+        })
+        .collect();
+    let key = format!(
+        "{kind}-{}-{}-{}",
+        train.vocab_size,
+        train.min_frequency,
+        identity.join(",")
+    );
+    let digest = fnv(&key);
+    let dir = opts.out.join(config.run.experiment.name()).join(format!(
+        "_tokenizer-{kind}-{}-{digest:016x}",
+        train.vocab_size
+    ));
+    let file = dir.join("tokenizer.json");
+    if file.exists() {
+        return Ok((load_tokenizer(&dir)?, dir));
+    }
+    eprintln!(
+        "training a {kind} tokenizer ({} entries) on the training split",
+        train.vocab_size
+    );
+    let texts = read_columns(train_files, columns)?;
+    let all = texts.into_iter().flatten();
+    let tokenizer = match kind {
+        "bpe" => train_bpe_tokenizer(all, train.vocab_size, train.min_frequency)?,
+        _ => train_wordpiece_tokenizer(all, train.vocab_size, train.min_frequency)?,
+    };
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    save_tokenizer(&tokenizer, &file)?;
+    Ok((tokenizer, dir))
+}
+
+/// A small stable hash for cache folder names (FNV-1a).
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn tokenize(
+    files: &[PathBuf],
+    tokenizer: &Tokenizer,
+    spec: &TokenizeSpec,
+    label: &str,
+) -> Result<TokenizedSplit> {
+    let (split, _) = tokenize_files(files, tokenizer, spec, &TokenizeOptions::default(), label)?;
+    Ok(split)
+}
+
+fn open_ended_run(
+    config: &RunConfig,
+    opts: &RunOptions,
+    dir: &Path,
+    hub: &HubConfig,
+) -> Result<Outcome> {
+    let source = dataset_source(config)?;
+    let train_files = source.split_files(&config.data.train_split, hub)?;
+    let valid_files = source.split_files(&config.data.valid_split, hub)?;
+    let test_files = source.split_files(&config.data.test_split, hub)?;
+    let (tokenizer, tokenizer_dir) = resolve_tokenizer(config, opts, hub, &train_files.files)?;
+    let eos = tokenizer.token_to_id(GPT2_EOS);
+
+    let train_device = opts.device.clone().autodiff();
+    train_device.seed(config.run.seed);
+    let model = if config.model.source == "scratch" {
+        let mut json = toml_to_json(config.model.scratch.as_ref().expect("validated"));
+        json["vocab_size"] = json!(tokenizer.get_vocab_size(true));
+        if let Some(eos) = eos {
+            json["bos_token_id"] = json!(eos);
+            json["eos_token_id"] = json!(eos);
+        }
+        let model_config = Gpt2Config::from_json_str(&json.to_string())
+            .map_err(|e| invalid(&opts.config_path, "model.scratch", e.to_string()))?;
+        model_config.init(&train_device)
+    } else {
+        let model_dir =
+            resolve_model_dir(hub, &config.model.source, config.model.revision.as_deref())?;
+        Gpt2::from_pretrained(&model_dir, &train_device)?.0
+    };
+    let positions = model.config().n_positions;
+    let block = config.data.block_size.expect("validated");
+    for (key, needed) in [
+        ("data.block_size", block),
+        ("evaluation.window", config.evaluation.window),
+        (
+            "evaluation.prefix_len",
+            config.evaluation.prefix_len + config.evaluation.continuation_len,
+        ),
+    ] {
+        if needed > positions {
+            return Err(invalid(
+                &opts.config_path,
+                key,
+                format!("needs {needed} positions but the model has n_positions = {positions}"),
+            ));
+        }
+    }
+
+    let spec = TokenizeSpec::lm_text();
+    let train_split = tokenize(&train_files.files, &tokenizer, &spec, &train_files.label)?;
+    let valid_split = tokenize(&valid_files.files, &tokenizer, &spec, &valid_files.label)?;
+    let test_split = tokenize(&test_files.files, &tokenizer, &spec, &test_files.label)?;
+    fn column(s: &TokenizedSplit) -> &scalegrad_data::cache::TokenArray {
+        &s.column("text").expect("tokenised text column").rows.tokens
+    }
+    let windows = WindowConfig::new(block).with_last(LastWindow::Drop);
+    let train_windows = LmWindows::new(column(&train_split), windows)?;
+    let valid_windows = LmWindows::new(column(&valid_split), windows)?;
+    if train_windows.is_empty() || valid_windows.is_empty() {
+        return Err(invalid(
+            &opts.config_path,
+            "data.block_size",
+            format!("{block} tokens leave no full window in the training or validation split"),
+        ));
+    }
+    let objective = config
+        .objective
+        .init(Some(scalegrad_data::IGNORE_INDEX))
+        .map_err(|e| invalid(&opts.config_path, "objective", e.to_string()))?;
+    let n_train = config
+        .data
+        .max_train_examples
+        .map_or(train_windows.len(), |m| m.min(train_windows.len()));
+    let sampler = BatchSampler::new(
+        n_train,
+        SamplerConfig::shuffled(config.training.batch_size, config.run.seed),
+    )?;
+    let task = LmTask {
+        train: train_windows,
+        valid: valid_windows,
+        sampler,
+        objective: objective.clone(),
+        batch_size: config.training.batch_size,
+        max_valid: config.data.max_valid_examples,
+        tokenizer_dir: tokenizer_dir.clone(),
+        epoch_cache: RefCell::new(None),
+    };
+
+    let (train, model) = if config.run.eval_only {
+        (None, model.valid())
+    } else {
+        let outcome = trainer::train(
+            &task,
+            model,
+            TrainSpec {
+                config,
+                run_dir: dir,
+                device: train_device.clone(),
+                objective,
+                max_steps: opts.max_steps,
+                resume: opts.resume,
+            },
+        )?;
+        let (best, _) = Gpt2::from_pretrained(best_dir(dir), &opts.device)?;
+        (Some(outcome), best)
+    };
+
+    let started = Instant::now();
+    let e = &config.evaluation;
+    let (metrics, samples) = open_ended::evaluate(
+        &model,
+        &OpenEndedEval {
+            tokens: column(&test_split),
+            window: e.window,
+            max_windows: e.max_windows,
+            prefix_len: e.prefix_len,
+            continuation_len: e.continuation_len,
+            max_continuations: e.max_continuations,
+            decoding: &e.decoding,
+            batch_size: e.batch_size,
+            seed: config.run.seed,
+            tokenizer: &tokenizer,
+            samples: 5,
+        },
+    )
+    .map_err(RunError::Eval)?;
+    Ok(Outcome {
+        train,
+        eval_seconds: started.elapsed().as_secs_f64(),
+        section: (
+            "open_ended",
+            serde_json::to_value(&metrics).expect("serialisable"),
+        ),
+        samples: samples
+            .iter()
+            .map(|s| serde_json::to_value(s).expect("serialisable"))
+            .collect(),
+    })
+}
+
+fn summarization_run(
+    config: &RunConfig,
+    opts: &RunOptions,
+    dir: &Path,
+    hub: &HubConfig,
+) -> Result<Outcome> {
+    let source = dataset_source(config)?;
+    let train_files = source.split_files(&config.data.train_split, hub)?;
+    let valid_files = source.split_files(&config.data.valid_split, hub)?;
+    let test_files = source.split_files(&config.data.test_split, hub)?;
+    let (tokenizer, tokenizer_dir) = resolve_tokenizer(config, opts, hub, &train_files.files)?;
+    let ids = bert_special_ids(&tokenizer)?;
+
+    let train_device = opts.device.clone().autodiff();
+    train_device.seed(config.run.seed);
+    let (model, model_config, generation) = if config.model.source == "scratch" {
+        let side = toml_to_json(config.model.scratch.as_ref().expect("validated"));
+        let mut encoder = side.clone();
+        encoder["vocab_size"] = json!(tokenizer.get_vocab_size(true));
+        encoder["pad_token_id"] = json!(ids.pad);
+        // Generation settings are top-level keys of the scratch table, as in the real
+        // checkpoint's config.json; they are not BERT keys.
+        let mut top = serde_json::Map::new();
+        for key in [
+            "max_length",
+            "min_length",
+            "num_beams",
+            "no_repeat_ngram_size",
+            "length_penalty",
+            "early_stopping",
+        ] {
+            if let Some(v) = encoder.as_object_mut().and_then(|o| o.remove(key)) {
+                top.insert(key.to_string(), v);
+            }
+        }
+        let mut decoder = encoder.clone();
+        decoder["is_decoder"] = json!(true);
+        decoder["add_cross_attention"] = json!(true);
+        let mut full = json!({
+            "model_type": "encoder-decoder",
+            "is_encoder_decoder": true,
+            "encoder": encoder,
+            "decoder": decoder,
+            "decoder_start_token_id": ids.cls,
+            "pad_token_id": ids.pad,
+            "eos_token_id": ids.sep,
+        });
+        for (k, v) in top {
+            full[k] = v;
+        }
+        let model_config: Bert2BertConfig = serde_json::from_value(full.clone())
+            .map_err(|e| invalid(&opts.config_path, "model.scratch", e.to_string()))?;
+        model_config
+            .validate()
+            .map_err(|e| invalid(&opts.config_path, "model.scratch", e.to_string()))?;
+        let generation = GenerationSettings::from_model_config(&full)?;
+        (model_config.init(&train_device), model_config, generation)
+    } else {
+        let model_dir =
+            resolve_model_dir(hub, &config.model.source, config.model.revision.as_deref())?;
+        let loaded = scalegrad_bert2bert::load_pretrained(&model_dir, &train_device)?;
+        (loaded.model, loaded.config, loaded.generation)
+    };
+    let max_source = config.data.max_source_length.expect("validated");
+    let max_target = config.data.max_target_length.expect("validated");
+    if max_source > model_config.encoder.max_position_embeddings {
+        return Err(invalid(
+            &opts.config_path,
+            "data.max_source_length",
+            format!(
+                "{max_source} exceeds the encoder's max_position_embeddings = {}",
+                model_config.encoder.max_position_embeddings
+            ),
+        ));
+    }
+    if max_target > model_config.decoder.max_position_embeddings {
+        return Err(invalid(
+            &opts.config_path,
+            "data.max_target_length",
+            format!(
+                "{max_target} exceeds the decoder's max_position_embeddings = {}",
+                model_config.decoder.max_position_embeddings
+            ),
+        ));
+    }
+
+    let shaping = SummarizationConfig {
+        max_source_len: max_source,
+        max_target_len: max_target,
+        ..SummarizationConfig::bert(&ids)
+    };
+    shaping.validate()?;
+    let spec = shaping.tokenize_spec();
+    let train_split = tokenize(&train_files.files, &tokenizer, &spec, &train_files.label)?;
+    let valid_split = tokenize(&valid_files.files, &tokenizer, &spec, &valid_files.label)?;
+    let test_split = tokenize(&test_files.files, &tokenizer, &spec, &test_files.label)?;
+    let train_set = SummarizationSet::new(&train_split, shaping)?;
+    let valid_set = SummarizationSet::new(&valid_split, shaping)?;
+    let test_set = SummarizationSet::new(&test_split, shaping)?;
+    let n_train = config
+        .data
+        .max_train_examples
+        .map_or(train_set.len(), |m| m.min(train_set.len()));
+    let lengths: Vec<usize> = (0..n_train).map(|i| train_set.source_len(i)).collect();
+    let sampler = BatchSampler::with_lengths(
+        lengths,
+        SamplerConfig {
+            bucket_batches: Some(50),
+            ..SamplerConfig::shuffled(config.training.batch_size, config.run.seed)
+        },
+    )?;
+    let objective = config
+        .objective
+        .init(Some(scalegrad_data::IGNORE_INDEX))
+        .map_err(|e| invalid(&opts.config_path, "objective", e.to_string()))?;
+    let task = SummarizationTask {
+        train: train_set,
+        valid: valid_set,
+        sampler,
+        objective: objective.clone(),
+        batch_size: config.training.batch_size,
+        max_valid: config.data.max_valid_examples,
+        pad_id: ids.pad,
+        model_config: model_config.clone(),
+        tokenizer_dir: tokenizer_dir.clone(),
+        epoch_cache: RefCell::new(None),
+    };
+
+    let (train, model): (Option<TrainOutcome>, Bert2Bert) = if config.run.eval_only {
+        (None, model.valid())
+    } else {
+        let outcome = trainer::train(
+            &task,
+            model,
+            TrainSpec {
+                config,
+                run_dir: dir,
+                device: train_device.clone(),
+                objective,
+                max_steps: opts.max_steps,
+                resume: opts.resume,
+            },
+        )?;
+        let loaded = scalegrad_bert2bert::load_pretrained(&best_dir(dir), &opts.device)?;
+        (Some(outcome), loaded.model)
+    };
+
+    let e = &config.evaluation;
+    let mut generation = generation.resolve()?;
+    if let Some(n) = e.num_beams {
+        generation = generation.with_num_beams(n);
+    }
+    if let Some(n) = e.max_length {
+        generation = generation.with_max_length(n);
+    }
+    if let Some(n) = e.min_length {
+        generation = generation.with_min_length(n);
+    }
+    if let Some(n) = e.no_repeat_ngram_size {
+        generation = generation.with_no_repeat_ngram_size(n);
+    }
+    if let Some(x) = e.length_penalty {
+        generation = generation.with_length_penalty(x);
+    }
+    generation.validate()?;
+    let raw = read_columns(&test_files.files, &["article", "highlights", "id"])?;
+    let started = Instant::now();
+    let (metrics, samples) = summarization::evaluate(
+        &model,
+        &SummarizationEval {
+            test: &test_set,
+            articles: &raw[0],
+            highlights: &raw[1],
+            ids: &raw[2],
+            max_examples: e.max_examples,
+            generation: &generation,
+            batch_size: e.batch_size,
+            pad_id: ids.pad,
+            tokenizer: &tokenizer,
+            stemmer: e.rouge_stemmer,
+            bootstrap: BootstrapConfig {
+                n_samples: e.bootstrap_samples,
+                ..BootstrapConfig::default()
+            },
+            samples: 5,
+        },
+    )
+    .map_err(RunError::Eval)?;
+    Ok(Outcome {
+        train,
+        eval_seconds: started.elapsed().as_secs_f64(),
+        section: (
+            "summarization",
+            serde_json::to_value(&metrics).expect("serialisable"),
+        ),
+        samples: samples
+            .iter()
+            .map(|s| serde_json::to_value(s).expect("serialisable"))
+            .collect(),
+    })
+}
+
+fn toml_to_json(table: &toml::Table) -> Value {
+    serde_json::to_value(table).expect("TOML values convert to JSON")
+}

@@ -1,0 +1,336 @@
+//! The summarisation experiment: BERT2BERT on CNN/DailyMail, evaluated with ROUGE on
+//! beam-search summaries, repetition inside summaries and novel n-grams (REFERENCE.md §2).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use scalegrad_bert2bert::{
+    Bert2Bert, Bert2BertConfig, GenerationConfig, generate, save_pretrained,
+};
+use scalegrad_data::{BatchSampler, Seq2SeqBatch, SummarizationSet, collate_seq2seq};
+use scalegrad_loss::Objective;
+use scalegrad_metrics::{
+    BootstrapConfig, RougeReport, RougeScorer, SummaryAccumulator, SummaryReport,
+};
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use crate::log::Progress;
+use crate::trainer::{Task, Validation};
+
+/// The training side: seeded batches of examples (bucketed by length), validation set.
+pub struct SummarizationTask<'a> {
+    /// Training examples.
+    pub train: SummarizationSet<'a>,
+    /// Validation examples.
+    pub valid: SummarizationSet<'a>,
+    /// Batch order of the training examples.
+    pub sampler: BatchSampler,
+    /// The objective.
+    pub objective: Objective,
+    /// Examples per validation batch.
+    pub batch_size: usize,
+    /// Validate on at most this many examples.
+    pub max_valid: Option<usize>,
+    /// `[PAD]`.
+    pub pad_id: u32,
+    /// The model's config (saved with the best model).
+    pub model_config: Bert2BertConfig,
+    /// Folder whose tokenizer files are copied next to saved models.
+    pub tokenizer_dir: PathBuf,
+    /// The permutation of the current epoch.
+    pub epoch_cache: RefCell<Option<(u64, Vec<Vec<usize>>)>>,
+}
+
+/// Tensors of a batch: source ids and mask, decoder ids and mask, labels.
+pub fn seq2seq_tensors(batch: &Seq2SeqBatch, device: &Device) -> [Tensor<2, Int>; 5] {
+    let src = [batch.batch_size, batch.source_len];
+    let tgt = [batch.batch_size, batch.target_len];
+    let t = |v: &Vec<i64>, shape: [usize; 2]| {
+        Tensor::<2, Int>::from_data(TensorData::new(v.clone(), shape), device)
+    };
+    [
+        t(&batch.input_ids, src),
+        t(&batch.attention_mask, src),
+        t(&batch.decoder_input_ids, tgt),
+        t(&batch.decoder_attention_mask, tgt),
+        t(&batch.labels, tgt),
+    ]
+}
+
+fn collate(set: &SummarizationSet<'_>, indices: Vec<usize>, pad: u32) -> Seq2SeqBatch {
+    let examples: Vec<_> = indices.iter().map(|&i| set.get(i)).collect();
+    collate_seq2seq(&examples, pad, indices)
+}
+
+impl Task for SummarizationTask<'_> {
+    type Model = Bert2Bert;
+    type Batch = Seq2SeqBatch;
+
+    fn batches_per_epoch(&self) -> usize {
+        self.sampler.batches_per_epoch()
+    }
+
+    fn batch(&self, epoch: u64, index: usize) -> Seq2SeqBatch {
+        let mut cache = self.epoch_cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            *cache = Some((epoch, self.sampler.epoch(epoch)));
+        }
+        let batches = &cache.as_ref().expect("just filled").1;
+        collate(
+            &self.train,
+            batches[index % batches.len()].clone(),
+            self.pad_id,
+        )
+    }
+
+    fn forward(
+        &self,
+        model: &Bert2Bert,
+        batch: &Seq2SeqBatch,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        let [ids, mask, dec, dec_mask, labels] = seq2seq_tensors(batch, device);
+        (model.forward(ids, Some(mask), dec, Some(dec_mask)), labels)
+    }
+
+    fn validate(&self, model: &Bert2Bert) -> Result<Validation, String> {
+        let device = model
+            .encoder
+            .embeddings
+            .word_embeddings
+            .weight
+            .val()
+            .device();
+        let n = self
+            .max_valid
+            .map_or(self.valid.len(), |m| m.min(self.valid.len()));
+        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
+        for start in (0..n).step_by(self.batch_size) {
+            let indices: Vec<usize> = (start..(start + self.batch_size).min(n)).collect();
+            let batch = collate(&self.valid, indices, self.pad_id);
+            let (logits, labels) = self.forward(model, &batch, &device);
+            let out = self.objective.forward_detailed(logits, labels);
+            let sums = Tensor::cat(vec![out.token_loss.sum(), out.nll.sum(), out.count], 0)
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .map_err(|e| format!("reading validation sums: {e:?}"))?;
+            loss += sums[0];
+            nll += sums[1];
+            count += sums[2];
+        }
+        if count == 0.0 {
+            return Err("the validation split has no examples".into());
+        }
+        Ok(Validation {
+            loss: loss / count,
+            nll: nll / count,
+        })
+    }
+
+    fn save_best(&self, model: &Bert2Bert, dir: &Path) -> Result<(), String> {
+        save_model_dir(model, &self.model_config, &self.tokenizer_dir, dir)
+    }
+}
+
+/// Writes a Hugging Face directory (config, weights, tokenizer) atomically.
+pub fn save_model_dir(
+    model: &Bert2Bert,
+    config: &Bert2BertConfig,
+    tokenizer_dir: &Path,
+    dir: &Path,
+) -> Result<(), String> {
+    let tmp = dir.with_extension("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    }
+    save_pretrained(model, config, &tmp).map_err(|e| e.to_string())?;
+    scalegrad_bert2bert::copy_tokenizer_files(tokenizer_dir, &tmp).map_err(|e| e.to_string())?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Everything the summarisation evaluation reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SummarizationMetrics {
+    /// Articles summarised.
+    pub examples: usize,
+    /// The generation settings used.
+    pub generation: serde_json::Value,
+    /// How predicted summaries were split into sentences for ROUGE-Lsum.
+    pub prediction_sentence_split: String,
+    /// ROUGE-1/2/L/Lsum means and bootstrap intervals.
+    pub rouge: RougeReport,
+    /// Repetition and novel n-grams of the generated summaries.
+    pub summaries: SummaryReport,
+    /// The same for the reference highlights.
+    pub references: SummaryReport,
+}
+
+/// One summary kept for the report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SummarySample {
+    /// Row id of the example.
+    pub id: String,
+    /// The article's first 600 characters.
+    pub article: String,
+    /// Reference highlights.
+    pub reference: String,
+    /// Generated summary.
+    pub summary: String,
+    /// Generated ids.
+    pub summary_ids: Vec<u32>,
+}
+
+/// Puts one sentence per line, the usual preparation before ROUGE-Lsum (which otherwise
+/// equals ROUGE-L): a sentence ends at `.`, `!` or `?` followed by whitespace, except
+/// after abbreviations written with inner periods or a single letter (`u.s.`, `j.`).
+pub fn one_sentence_per_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let mut chars = text.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c.is_whitespace() {
+            word.clear();
+            continue;
+        }
+        word.push(c);
+        let ends = matches!(c, '.' | '!' | '?') && chars.peek().is_some_and(|n| n.is_whitespace());
+        let abbreviation =
+            c == '.' && (word[..word.len() - 1].contains('.') || word.chars().count() <= 2);
+        if ends && !abbreviation {
+            while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                chars.next();
+            }
+            out.push('\n');
+            word.clear();
+        }
+    }
+    out
+}
+
+/// Inputs of the summarisation evaluation.
+pub struct SummarizationEval<'a> {
+    /// Test examples (token ids).
+    pub test: &'a SummarizationSet<'a>,
+    /// Raw articles, highlights and ids of the test split, in the same order.
+    pub articles: &'a [String],
+    /// Reference highlights.
+    pub highlights: &'a [String],
+    /// Example ids.
+    pub ids: &'a [String],
+    /// At most this many examples.
+    pub max_examples: Option<usize>,
+    /// Generation settings.
+    pub generation: &'a GenerationConfig,
+    /// Articles per generation batch.
+    pub batch_size: usize,
+    /// `[PAD]`.
+    pub pad_id: u32,
+    /// Decoding ids to text.
+    pub tokenizer: &'a Tokenizer,
+    /// ROUGE with the stemmer.
+    pub stemmer: bool,
+    /// Bootstrap settings.
+    pub bootstrap: BootstrapConfig,
+    /// Summaries kept as samples.
+    pub samples: usize,
+}
+
+/// Summarises the test articles and scores the summaries.
+pub fn evaluate(
+    model: &Bert2Bert,
+    eval: &SummarizationEval<'_>,
+) -> Result<(SummarizationMetrics, Vec<SummarySample>), String> {
+    let device = model
+        .encoder
+        .embeddings
+        .word_embeddings
+        .weight
+        .val()
+        .device();
+    let n = eval
+        .max_examples
+        .map_or(eval.test.len(), |m| m.min(eval.test.len()));
+    if n == 0 {
+        return Err("the test split has no examples".into());
+    }
+    let mut predictions = Vec::with_capacity(n);
+    let mut samples = Vec::new();
+    let mut progress = Progress::new("summarize", n as u64, 0);
+    for start in (0..n).step_by(eval.batch_size) {
+        let indices: Vec<usize> = (start..(start + eval.batch_size).min(n)).collect();
+        let batch = collate(eval.test, indices.clone(), eval.pad_id);
+        let [ids, mask, ..] = seq2seq_tensors(&batch, &device);
+        let generated =
+            generate(model, ids, Some(mask), eval.generation).map_err(|e| e.to_string())?;
+        for (&i, g) in indices.iter().zip(generated) {
+            let text = eval
+                .tokenizer
+                .decode(&g.tokens, true)
+                .map_err(|e| format!("decoding summary {i}: {e}"))?;
+            if samples.len() < eval.samples {
+                samples.push(SummarySample {
+                    id: eval.ids.get(i).cloned().unwrap_or_default(),
+                    article: eval.articles[i].chars().take(600).collect(),
+                    reference: eval.highlights[i].clone(),
+                    summary: text.clone(),
+                    summary_ids: g.tokens.clone(),
+                });
+            }
+            predictions.push(text);
+        }
+        progress.advance(indices.len() as u64, "");
+    }
+    progress.finish();
+
+    let split: Vec<String> = predictions
+        .iter()
+        .map(|p| one_sentence_per_line(p))
+        .collect();
+    let references: Vec<&str> = eval.highlights[..n].iter().map(String::as_str).collect();
+    let predicted: Vec<&str> = split.iter().map(String::as_str).collect();
+    let scorer = RougeScorer::new(eval.stemmer);
+    let rouge = RougeReport::compute(&scorer, &predicted, &references, &eval.bootstrap)
+        .map_err(|e| e.to_string())?;
+    let mut summaries = SummaryAccumulator::new();
+    let mut refs = SummaryAccumulator::new();
+    for i in 0..n {
+        summaries.add(&eval.articles[i], &predictions[i]);
+        refs.add(&eval.articles[i], &eval.highlights[i]);
+    }
+    Ok((
+        SummarizationMetrics {
+            examples: n,
+            generation: serde_json::to_value(eval.generation).map_err(|e| e.to_string())?,
+            prediction_sentence_split: "after . ! ? followed by whitespace (references keep their newline-separated highlights)".into(),
+            rouge,
+            summaries: summaries.report(),
+            references: refs.report(),
+        },
+        samples,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_sentence_per_line;
+
+    #[test]
+    fn sentences_are_split_after_terminal_punctuation_only() {
+        assert_eq!(
+            one_sentence_per_line("the u.s. won. fans cheered! why? 3.5 points"),
+            "the u.s. won.\nfans cheered!\nwhy?\n3.5 points"
+        );
+        assert_eq!(one_sentence_per_line("  one sentence  "), "one sentence");
+        assert_eq!(
+            one_sentence_per_line("j. smith left. ok ."),
+            "j. smith left.\nok ."
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! The training loop: an interrupted and resumed run reproduces an uninterrupted one,
+//! and a NaN loss stops the run with the last good checkpoint intact.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor};
+use scalegrad_data::cache::TokenArray;
+use scalegrad_data::lm::{LmWindows, WindowConfig};
+use scalegrad_data::{BatchSampler, LmBatch, SamplerConfig};
+use scalegrad_gpt2::{Gpt2, Gpt2Config};
+use scalegrad_train::checkpoint;
+use scalegrad_train::config::RunConfig;
+use scalegrad_train::log::{Event, read_events};
+use scalegrad_train::open_ended::LmTask;
+use scalegrad_train::trainer::{Task, TrainError, TrainSpec, Validation, train};
+
+const VOCAB: usize = 50;
+
+fn config() -> RunConfig {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/demo/open-ended-2-sg0.2.toml"),
+    )
+    .unwrap()
+    .replace("steps = 400", "steps = 6")
+    .replace("eval_every = 100", "eval_every = 3")
+    .replace("log_every = 10", "log_every = 1")
+    .replace("warmup_steps = 40", "warmup_steps = 2")
+    .replace("batch_size = 16\neval_every", "batch_size = 4\neval_every");
+    let path = Path::new("test.toml");
+    let config = RunConfig::parse(&text, path).unwrap();
+    config.validate(path).unwrap();
+    config
+}
+
+/// A token stream with repeats, so ScaleGrad's context sets are not empty.
+fn tokens() -> TokenArray {
+    let ids: Vec<u32> = (0..2000u32)
+        .map(|i| (i * 7 + i / 5) % VOCAB as u32)
+        .collect();
+    TokenArray::pack(ids, VOCAB)
+}
+
+fn task<'a>(tokens: &'a TokenArray, tokenizer_dir: &Path, config: &RunConfig) -> LmTask<'a> {
+    let windows = WindowConfig::new(16);
+    let train = LmWindows::new(tokens, windows).unwrap();
+    let valid = LmWindows::new(tokens, windows).unwrap();
+    let sampler =
+        BatchSampler::new(train.len(), SamplerConfig::shuffled(4, config.run.seed)).unwrap();
+    LmTask {
+        train,
+        valid,
+        sampler,
+        objective: config.objective.init(Some(-100)).unwrap(),
+        batch_size: 4,
+        max_valid: Some(8),
+        tokenizer_dir: tokenizer_dir.to_path_buf(),
+        epoch_cache: RefCell::new(None),
+    }
+}
+
+fn model(device: &Device) -> Gpt2 {
+    device.seed(5);
+    Gpt2Config::tiny(VOCAB).with_dropout(0.1).init(device)
+}
+
+fn spec<'a>(
+    config: &'a RunConfig,
+    dir: &'a Path,
+    max_steps: Option<usize>,
+    resume: bool,
+) -> TrainSpec<'a> {
+    TrainSpec {
+        config,
+        run_dir: dir,
+        device: Device::flex().autodiff(),
+        objective: config.objective.init(Some(-100)).unwrap(),
+        max_steps,
+        resume,
+    }
+}
+
+fn train_losses(dir: &Path) -> Vec<(usize, f64)> {
+    read_events(&dir.join("log.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Train { step, loss, .. } => Some((step, loss)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_follows_the_uninterrupted_loss_curve() {
+    let config = config();
+    let tokens = tokens();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = task(&tokens, tmp.path(), &config);
+    let device = Device::flex().autodiff();
+
+    let straight = tmp.path().join("straight");
+    train(&task, model(&device), spec(&config, &straight, None, false)).unwrap();
+
+    let resumed = tmp.path().join("resumed");
+    let first = train(
+        &task,
+        model(&device),
+        spec(&config, &resumed, Some(3), false),
+    )
+    .unwrap();
+    assert_eq!(first.state.step, 3);
+    // A fresh process would rebuild the model from the config; its weights are then
+    // replaced by the checkpoint's.
+    let second = train(&task, model(&device), spec(&config, &resumed, None, true)).unwrap();
+    assert_eq!(second.state.step, 6);
+
+    let a = train_losses(&straight);
+    let b = train_losses(&resumed);
+    assert_eq!(a.len(), 6, "{a:?}");
+    assert_eq!(
+        a.iter().map(|x| x.0).collect::<Vec<_>>(),
+        b.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+    for ((step, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() < 1e-5,
+            "step {step}: uninterrupted loss {x}, resumed {y}"
+        );
+    }
+    // The losses must move, or the comparison above proves nothing.
+    assert!((a[0].1 - a[5].1).abs() > 1e-3, "loss did not change: {a:?}");
+    let state_a = std::fs::read_to_string(
+        checkpoint::latest(&straight)
+            .unwrap()
+            .unwrap()
+            .join("state.json"),
+    )
+    .unwrap();
+    let state_b = std::fs::read_to_string(
+        checkpoint::latest(&resumed)
+            .unwrap()
+            .unwrap()
+            .join("state.json"),
+    )
+    .unwrap();
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("train_seconds"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&state_a),
+        strip(&state_b),
+        "data position, best and counters agree"
+    );
+}
+
+/// Wraps the LM task and poisons the logits of one batch with NaN.
+struct Poisoned<'a> {
+    inner: LmTask<'a>,
+    poisoned_step: usize,
+    calls: RefCell<usize>,
+}
+
+impl Task for Poisoned<'_> {
+    type Model = Gpt2;
+    type Batch = LmBatch;
+    fn batches_per_epoch(&self) -> usize {
+        self.inner.batches_per_epoch()
+    }
+    fn batch(&self, epoch: u64, index: usize) -> LmBatch {
+        self.inner.batch(epoch, index)
+    }
+    fn forward(
+        &self,
+        model: &Gpt2,
+        batch: &LmBatch,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        *self.calls.borrow_mut() += 1;
+        let (logits, targets) = self.inner.forward(model, batch, device);
+        if *self.calls.borrow() == self.poisoned_step {
+            (logits * f32::NAN, targets)
+        } else {
+            (logits, targets)
+        }
+    }
+    fn validate(&self, model: &Gpt2) -> Result<Validation, String> {
+        self.inner.validate(model)
+    }
+    fn save_best(&self, model: &Gpt2, dir: &Path) -> Result<(), String> {
+        self.inner.save_best(model, dir)
+    }
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let config = config();
+    let tokens = tokens();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = Poisoned {
+        inner: task(&tokens, tmp.path(), &config),
+        poisoned_step: 5,
+        calls: RefCell::new(0),
+    };
+    let device = Device::flex().autodiff();
+    let dir = tmp.path().join("run");
+    let err = train(&task, model(&device), spec(&config, &dir, None, false)).unwrap_err();
+    match &err {
+        TrainError::Diverged {
+            step, checkpoint, ..
+        } => {
+            assert_eq!(*step, 5);
+            assert!(checkpoint.ends_with("step-0000003"), "{checkpoint}");
+        }
+        other => panic!("expected divergence, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("lower optimizer.lr"), "{message}");
+    let latest = checkpoint::latest(&dir).unwrap().unwrap();
+    assert!(latest.ends_with("step-0000003"));
+    // The checkpoint is complete and loads.
+    let optimizer = scalegrad_train::optim::adamw(&config.optimizer);
+    let (_, _, state) = checkpoint::load(&latest, model(&device), optimizer).unwrap();
+    assert_eq!(state.step, 3);
+}
