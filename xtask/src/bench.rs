@@ -37,87 +37,98 @@ struct Spec {
 }
 
 /// Every benchmark `cargo xtask bench` knows. Keep the names short: they are typed.
-const SPECS: &[Spec] = &[Spec {
-    name: "loss",
-    about: "loss forward+backward: cross-entropy vs ScaleGrad vs masked reference",
-    package: "scalegrad-loss",
-    example: "bench_loss",
-    python: Some("crates/scalegrad-loss/bench/bench_loss.py"),
-    last_known: &[
-        ("ce 4x128x50257", "ms", 109.0),
-        ("sg_masked 4x128x50257", "ms", 1062.0),
-        ("sg 4x128x50257", "ms", 104.0),
-        ("ce 8x256x50257", "ms", 386.0),
-        ("sg_masked 8x256x50257", "ms", 3672.0),
-        ("sg 8x256x50257", "ms", 406.0),
-        ("ce 8x256x50257", "peak_mb", 1181.0),
-        ("sg_masked 8x256x50257", "peak_mb", 2953.0),
-        ("sg 8x256x50257", "peak_mb", 1192.0),
-    ],
-}, Spec {
-    // scalegrad-metrics: ROUGE-1/2/L/Lsum on 2,000 pairs of 50-70 words.
-    name: "rouge",
-    about: "ROUGE-1/2/L/Lsum pairs per second: ours vs rouge_score on the same 2,000 pairs",
-    package: "scalegrad-metrics",
-    example: "bench_rouge",
-    python: Some("crates/scalegrad-metrics/bench/bench_rouge.py"),
-    last_known: &[
-        ("2000 pairs stem", "pairs_per_s", 202.0),
-        ("2000 pairs stem 1 thread", "pairs_per_s", 202.0),
-    ],
-}, Spec {
-    // scalegrad-gpt2: distilgpt2-architecture train step (fwd, CE, bwd, AdamW) on flex.
-    name: "gpt2-train",
-    about: "distilgpt2 train step (forward, CE, backward, AdamW) tokens/s: flex vs PyTorch",
-    package: "scalegrad-gpt2",
-    example: "bench_gpt2_train",
-    python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_train.py"),
-    last_known: &[("1x128", "tokens_per_s", 152.0), ("4x128", "tokens_per_s", 240.0)],
-}, Spec {
-    // scalegrad-gpt2: greedy decoding, 50-token prompt + 100 new tokens, KV cache.
-    name: "gpt2-decode",
-    about: "distilgpt2 greedy decoding new tokens/s (50 + 100, KV cache): flex vs generate",
-    package: "scalegrad-gpt2",
-    example: "bench_gpt2_decode",
-    python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_decode.py"),
-    last_known: &[
-        ("batch 1, 50+100", "tokens_per_s", 35.4),
-        ("batch 8, 50+100", "tokens_per_s", 131.0),
-    ],
-}, Spec {
-    // scalegrad-data: parquet -> GPT-2 BPE tokens -> cached 1024-token windows, 100 MB.
-    name: "data",
-    about: "parquet to cached GPT-2 windows, tokens/s on 100 MB: ours vs datasets.map",
-    package: "scalegrad-data",
-    example: "bench_data",
-    python: Some("crates/scalegrad-data/bench/bench_data.py"),
-    // REFERENCE.md §6 has no figure for this; run the Python side.
-    last_known: &[],
-}, Spec {
-    // scalegrad-bert2bert: bert-small2bert-small train step (fwd, CE, bwd, AdamW) on flex.
-    name: "b2b-train",
-    about: "bert2bert-small train step, sources 512 + targets 128: flex vs PyTorch",
-    package: "scalegrad-bert2bert",
-    example: "bench_b2b_train",
-    python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_train.py"),
-    last_known: &[
-        ("train 1x512+128", "s", 1.00),
-        ("train 4x512+128", "s", 3.13),
-        ("train 1x512+128", "tokens_per_s", 640.0),
-        ("train 4x512+128", "tokens_per_s", 818.0),
-    ],
-}, Spec {
-    // scalegrad-bert2bert: 4-beam search, 512-token sources, 128 new tokens (EOS off).
-    name: "b2b-beam",
-    about: "bert2bert-small 4-beam search, 512-token source, 128 new tokens: flex vs generate",
-    package: "scalegrad-bert2bert",
-    example: "bench_b2b_beam",
-    python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_beam.py"),
-    last_known: &[
-        ("beam4 1x512 128new", "s_per_article", 4.29),
-        ("beam4 4x512 128new", "s_per_article", 2.07),
-    ],
-}];
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "loss",
+        about: "loss forward+backward: cross-entropy vs ScaleGrad vs masked reference",
+        package: "scalegrad-loss",
+        example: "bench_loss",
+        python: Some("crates/scalegrad-loss/bench/bench_loss.py"),
+        last_known: &[
+            ("ce 4x128x50257", "ms", 109.0),
+            ("sg_masked 4x128x50257", "ms", 1062.0),
+            ("sg 4x128x50257", "ms", 104.0),
+            ("ce 8x256x50257", "ms", 386.0),
+            ("sg_masked 8x256x50257", "ms", 3672.0),
+            ("sg 8x256x50257", "ms", 406.0),
+            ("ce 8x256x50257", "peak_mb", 1181.0),
+            ("sg_masked 8x256x50257", "peak_mb", 2953.0),
+            ("sg 8x256x50257", "peak_mb", 1192.0),
+        ],
+    },
+    Spec {
+        // scalegrad-metrics: ROUGE-1/2/L/Lsum on 2,000 pairs of 50-70 words.
+        name: "rouge",
+        about: "ROUGE-1/2/L/Lsum pairs per second: ours vs rouge_score on the same 2,000 pairs",
+        package: "scalegrad-metrics",
+        example: "bench_rouge",
+        python: Some("crates/scalegrad-metrics/bench/bench_rouge.py"),
+        last_known: &[
+            ("2000 pairs stem", "pairs_per_s", 202.0),
+            ("2000 pairs stem 1 thread", "pairs_per_s", 202.0),
+        ],
+    },
+    Spec {
+        // scalegrad-gpt2: distilgpt2-architecture train step (fwd, CE, bwd, AdamW) on flex.
+        name: "gpt2-train",
+        about: "distilgpt2 train step (forward, CE, backward, AdamW) tokens/s: flex vs PyTorch",
+        package: "scalegrad-gpt2",
+        example: "bench_gpt2_train",
+        python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_train.py"),
+        last_known: &[
+            ("1x128", "tokens_per_s", 152.0),
+            ("4x128", "tokens_per_s", 240.0),
+        ],
+    },
+    Spec {
+        // scalegrad-gpt2: greedy decoding, 50-token prompt + 100 new tokens, KV cache.
+        name: "gpt2-decode",
+        about: "distilgpt2 greedy decoding new tokens/s (50 + 100, KV cache): flex vs generate",
+        package: "scalegrad-gpt2",
+        example: "bench_gpt2_decode",
+        python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_decode.py"),
+        last_known: &[
+            ("batch 1, 50+100", "tokens_per_s", 35.4),
+            ("batch 8, 50+100", "tokens_per_s", 131.0),
+        ],
+    },
+    Spec {
+        // scalegrad-data: parquet -> GPT-2 BPE tokens -> cached 1024-token windows, 100 MB.
+        name: "data",
+        about: "parquet to cached GPT-2 windows, tokens/s on 100 MB: ours vs datasets.map",
+        package: "scalegrad-data",
+        example: "bench_data",
+        python: Some("crates/scalegrad-data/bench/bench_data.py"),
+        // REFERENCE.md §6 has no figure for this; run the Python side.
+        last_known: &[],
+    },
+    Spec {
+        // scalegrad-bert2bert: bert-small2bert-small train step (fwd, CE, bwd, AdamW) on flex.
+        name: "b2b-train",
+        about: "bert2bert-small train step, sources 512 + targets 128: flex vs PyTorch",
+        package: "scalegrad-bert2bert",
+        example: "bench_b2b_train",
+        python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_train.py"),
+        last_known: &[
+            ("train 1x512+128", "s", 1.00),
+            ("train 4x512+128", "s", 3.13),
+            ("train 1x512+128", "tokens_per_s", 640.0),
+            ("train 4x512+128", "tokens_per_s", 818.0),
+        ],
+    },
+    Spec {
+        // scalegrad-bert2bert: 4-beam search, 512-token sources, 128 new tokens (EOS off).
+        name: "b2b-beam",
+        about: "bert2bert-small 4-beam search, 512-token source, 128 new tokens: flex vs generate",
+        package: "scalegrad-bert2bert",
+        example: "bench_b2b_beam",
+        python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_beam.py"),
+        last_known: &[
+            ("beam4 1x512 128new", "s_per_article", 4.29),
+            ("beam4 4x512 128new", "s_per_article", 2.07),
+        ],
+    },
+];
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -165,7 +176,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let Some(spec) = SPECS.iter().find(|s| s.name == args.name) else {
         let names: Vec<_> = SPECS.iter().map(|s| s.name).collect();
-        bail!("unknown benchmark `{}`; known: {}", args.name, names.join(", "));
+        bail!(
+            "unknown benchmark `{}`; known: {}",
+            args.name,
+            names.join(", ")
+        );
     };
 
     let ours_out = output(
@@ -177,7 +192,10 @@ pub fn run(args: Args) -> Result<()> {
     let ours = parse(&ours_out).context("reading the Rust side's output")?;
 
     let (reference, source) = if args.no_reference {
-        (last_known(spec), "skipped (--no-reference); last known figures".to_string())
+        (
+            last_known(spec),
+            "skipped (--no-reference); last known figures".to_string(),
+        )
     } else {
         match reference_side(spec, &args.extra) {
             Ok(reference) => (reference, "measured now, same machine".to_string()),
@@ -229,7 +247,12 @@ fn last_known(spec: &Spec) -> Vec<Measurement> {
             case: case.to_string(),
             metric: metric.to_string(),
             value: *value,
-            better: if metric.ends_with("_per_s") { "higher" } else { "lower" }.to_string(),
+            better: if metric.ends_with("_per_s") {
+                "higher"
+            } else {
+                "lower"
+            }
+            .to_string(),
         })
         .collect()
 }
@@ -254,11 +277,18 @@ fn print_table(spec: &Spec, ours: &[Measurement], reference: &[Measurement], sou
         "| {:<28} | {:<10} | {:>12} | {:>12} | {:>8} |",
         "case", "metric", "ours", "reference", "ours/ref"
     );
-    println!("|{:-<30}|{:-<12}|{:->14}|{:->14}|{:->10}|", "", "", "", "", "");
+    println!(
+        "|{:-<30}|{:-<12}|{:->14}|{:->14}|{:->10}|",
+        "", "", "", "", ""
+    );
     for m in ours {
         let (reference, ratio) = match reference.get(&(m.case.as_str(), m.metric.as_str())) {
             Some(&r) => {
-                let ratio = if m.better == "higher" { m.value / r } else { r / m.value };
+                let ratio = if m.better == "higher" {
+                    m.value / r
+                } else {
+                    r / m.value
+                };
                 (format!("{r:.3}"), format!("{ratio:.2}x"))
             }
             None => ("-".to_string(), "-".to_string()),

@@ -7,6 +7,7 @@ mod ci;
 mod libtorch;
 mod plot;
 mod python;
+mod readme;
 mod report;
 mod reproduce;
 mod util;
@@ -37,6 +38,8 @@ enum Command {
     Reproduce(reproduce::Args),
     /// Write REPORT.md and figures from finished runs.
     Report(report::Args),
+    /// Regenerate README.md's generated parts (the presets table).
+    Readme,
 }
 
 fn main() -> Result<()> {
@@ -47,5 +50,6 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Report(args) => report::run(args),
+        Command::Readme => readme::run(),
     }
 }

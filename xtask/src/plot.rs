@@ -75,13 +75,15 @@ fn both(stem: &Path, figure: &impl Figure) -> Result<()> {
         let area = BitMapBackend::new(&png, SIZE).into_drawing_area();
         area.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
         figure.draw(&area)?;
-        area.present().map_err(|e| anyhow!("writing {}: {e:?}", png.display()))?;
+        area.present()
+            .map_err(|e| anyhow!("writing {}: {e:?}", png.display()))?;
     }
     {
         let area = SVGBackend::new(&svg, SIZE).into_drawing_area();
         area.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
         figure.draw(&area)?;
-        area.present().map_err(|e| anyhow!("writing {}: {e:?}", svg.display()))?;
+        area.present()
+            .map_err(|e| anyhow!("writing {}: {e:?}", svg.display()))?;
     }
     Ok(())
 }

@@ -89,7 +89,10 @@ pub fn fixtures(args: FixturesArgs) -> Result<()> {
         bail!("no fixtures/make_fixtures.py found for {:?}", args.crates);
     }
     for script in scripts {
-        let crate_dir = script.parent().and_then(|p| p.parent()).expect("crates/x/fixtures");
+        let crate_dir = script
+            .parent()
+            .and_then(|p| p.parent())
+            .expect("crates/x/fixtures");
         run(Command::new(&python).arg(&script).current_dir(crate_dir))?;
     }
     Ok(())

@@ -111,8 +111,12 @@ fn load_runs(dir: &Path) -> Result<Vec<Run>> {
                     .with_context(|| format!("parsing {}/log.jsonl", run_dir.display()))?;
                 let step = event["step"].as_f64().unwrap_or(0.0);
                 match event["event"].as_str() {
-                    Some("train") => train_curve.push((step, event["nll"].as_f64().unwrap_or(f64::NAN))),
-                    Some("valid") => valid_curve.push((step, event["nll"].as_f64().unwrap_or(f64::NAN))),
+                    Some("train") => {
+                        train_curve.push((step, event["nll"].as_f64().unwrap_or(f64::NAN)))
+                    }
+                    Some("valid") => {
+                        valid_curve.push((step, event["nll"].as_f64().unwrap_or(f64::NAN)))
+                    }
                     _ => {}
                 }
             }
@@ -125,7 +129,11 @@ fn load_runs(dir: &Path) -> Result<Vec<Run>> {
             })
             .unwrap_or_default();
         runs.push(Run {
-            name: run_dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            name: run_dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
             dir: run_dir,
             metrics,
             train_curve,
@@ -171,7 +179,10 @@ pub fn write_report(preset_dir: &Path, preset: &str) -> Result<()> {
         "Written by `cargo xtask report --preset {preset}` from the run folders under `{}`. \
          Every number below is read from a run's `metrics.json`; the configs that produced \
          them are in each run folder (`config.toml`) and in `configs/{preset}/`.\n",
-        preset_dir.strip_prefix(root()).unwrap_or(preset_dir).display()
+        preset_dir
+            .strip_prefix(root())
+            .unwrap_or(preset_dir)
+            .display()
     )?;
     if !open.is_empty() {
         open_ended_section(&mut md, &open, &figures)?;
@@ -214,8 +225,18 @@ fn loss_figure(runs: &[Run], stem: &Path, title: &str) -> Result<()> {
     plot::two_panels(
         stem,
         &plot::TwoPanels {
-            left: (&format!("{title}: training NLL"), "step", "nats / token", &train),
-            right: (&format!("{title}: validation NLL"), "step", "nats / token", &valid),
+            left: (
+                &format!("{title}: training NLL"),
+                "step",
+                "nats / token",
+                &train,
+            ),
+            right: (
+                &format!("{title}: validation NLL"),
+                "step",
+                "nats / token",
+                &valid,
+            ),
         },
     )
 }
@@ -230,12 +251,19 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
          (stride {}; {} windows). Perplexity is exp(mean NLL); acc counts ties as hits; \
          rep/wrep/uniq follow Welleck et al. with l = 128. Continuations: {}-token \
          prefixes, {} new tokens; seq-rep-n and uniq-seq on token ids.\n",
-        nt["window"], nt["stride"], nt["windows"], first["continuations"][0]["prefix_len"],
+        nt["window"],
+        nt["stride"],
+        nt["windows"],
+        first["continuations"][0]["prefix_len"],
         first["continuations"][0]["new_tokens"]
     )?;
     let decodings: Vec<String> = first["continuations"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| c["decoding"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["decoding"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     for decoding in &decodings {
         writeln!(md, "### Decoding: {decoding}\n")?;
@@ -243,13 +271,18 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
             md,
             "| run | ppl ↓ | acc ↑ | rep/128 ↓ | wrep/128 ↓ | uniq ↑ | seq-rep-1 | seq-rep-2 | seq-rep-3 | seq-rep-4 ↓ | uniq-seq ↑ |"
         )?;
-        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )?;
         let mut human: Option<(Value, Value)> = None;
         for r in runs {
             let o = &r.metrics["open_ended"];
             let nt = &o["next_token"]["metrics"];
             let rep = rep_at(nt, 128);
-            let Some(c) = continuation(o, decoding) else { continue };
+            let Some(c) = continuation(o, decoding) else {
+                continue;
+            };
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} |",
@@ -280,12 +313,17 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
                 h["uniq_seq"],
             )?;
         }
-        writeln!(md, "\nWord level (tokeniser `\\w+|[^\\w\\s]|\\n`, continuations of ≤ 3 words dropped):\n")?;
+        writeln!(
+            md,
+            "\nWord level (tokeniser `\\w+|[^\\w\\s]|\\n`, continuations of ≤ 3 words dropped):\n"
+        )?;
         writeln!(md, "| run | seq-rep-4 ↓ | uniq-seq ↑ | scored |")?;
         writeln!(md, "|---|---:|---:|---:|")?;
         let mut human_word = None;
         for r in runs {
-            let Some(c) = continuation(&r.metrics["open_ended"], decoding) else { continue };
+            let Some(c) = continuation(&r.metrics["open_ended"], decoding) else {
+                continue;
+            };
             writeln!(
                 md,
                 "| {} | {} | {} | {} |",
@@ -297,17 +335,34 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
             human_word.get_or_insert(c["human_word"].clone());
         }
         if let Some(h) = human_word {
-            writeln!(md, "| human | {} | {} | {} |", num(&h["seq_rep_4"], 3), h["uniq_seq"], h["continuations"])?;
+            writeln!(
+                md,
+                "| human | {} | {} | {} |",
+                num(&h["seq_rep_4"], 3),
+                h["uniq_seq"],
+                h["continuations"]
+            )?;
         }
         writeln!(md)?;
     }
 
     // The paper's direction of each effect against ours (greedy, first ScaleGrad run).
-    let mle = runs.iter().find(|r| r.metrics["objective"]["kind"] == "mle" && !r.is_initial());
-    let sg = runs.iter().find(|r| r.metrics["objective"]["kind"] == "scalegrad" && !r.is_initial());
+    let mle = runs
+        .iter()
+        .find(|r| r.metrics["objective"]["kind"] == "mle" && !r.is_initial());
+    let sg = runs
+        .iter()
+        .find(|r| r.metrics["objective"]["kind"] == "scalegrad" && !r.is_initial());
     if let (Some(mle), Some(sg), Some(decoding)) = (mle, sg, decodings.first()) {
-        writeln!(md, "### ScaleGrad against MLE: the paper's direction and ours ({decoding})\n")?;
-        writeln!(md, "| metric | paper (Lin et al. 2021, Table 1) | MLE | {} | same direction |", sg.label())?;
+        writeln!(
+            md,
+            "### ScaleGrad against MLE: the paper's direction and ours ({decoding})\n"
+        )?;
+        writeln!(
+            md,
+            "| metric | paper (Lin et al. 2021, Table 1) | MLE | {} | same direction |",
+            sg.label()
+        )?;
         writeln!(md, "|---|---|---:|---:|:---:|")?;
         let get = |r: &Run, path: &[&str]| -> Option<f64> {
             let o = &r.metrics["open_ended"];
@@ -321,10 +376,20 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
             v.as_f64()
         };
         let rows: [(&str, &str, &[&str], bool); 4] = [
-            ("seq-rep-4", "lower (about an order of magnitude)", &["cont", "token", "seq_rep_4"], false),
+            (
+                "seq-rep-4",
+                "lower (about an order of magnitude)",
+                &["cont", "token", "seq_rep_4"],
+                false,
+            ),
             ("uniq-seq", "higher", &["cont", "token", "uniq_seq"], true),
             ("perplexity", "slightly higher", &["nt", "perplexity"], true),
-            ("uniq (next token)", "higher", &["nt", "metrics", "uniq"], true),
+            (
+                "uniq (next token)",
+                "higher",
+                &["nt", "metrics", "uniq"],
+                true,
+            ),
         ];
         for (name, paper, path, higher) in rows {
             let (a, b) = (get(mle, path), get(sg, path));
@@ -344,7 +409,10 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
     }
 
     loss_figure(runs, &figures.join("open-ended-loss"), "open-ended")?;
-    writeln!(md, "![training and validation NLL](figures/open-ended-loss.png)\n")?;
+    writeln!(
+        md,
+        "![training and validation NLL](figures/open-ended-loss.png)\n"
+    )?;
     if let Some(decoding) = decodings.first() {
         let bars: Vec<Bar> = runs
             .iter()
@@ -365,10 +433,19 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
                 bars: &bars,
             },
         )?;
-        writeln!(md, "![seq-rep-4 by run](figures/open-ended-seq-rep-4.png)\n")?;
+        writeln!(
+            md,
+            "![seq-rep-4 by run](figures/open-ended-seq-rep-4.png)\n"
+        )?;
         gamma_figure(md, runs, decoding, figures)?;
     }
-    samples_table(md, runs, "prefix", "continuation", "Greedy continuations side by side")?;
+    samples_table(
+        md,
+        runs,
+        "prefix",
+        "continuation",
+        "Greedy continuations side by side",
+    )?;
     Ok(())
 }
 
@@ -408,7 +485,10 @@ fn gamma_figure(md: &mut String, runs: &[Run], decoding: &str, figures: &Path) -
             right: ("perplexity against gamma", "gamma", "perplexity", &ppl),
         },
     )?;
-    writeln!(md, "![seq-rep-4 and perplexity against gamma](figures/open-ended-gamma.png)\n")?;
+    writeln!(
+        md,
+        "![seq-rep-4 and perplexity against gamma](figures/open-ended-gamma.png)\n"
+    )?;
     Ok(())
 }
 
@@ -424,10 +504,17 @@ fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Resul
          rouge_score tokens without stemming.\n",
         first["examples"],
         first["generation"],
-        if first["rouge"]["use_stemmer"] == true { "on" } else { "off" },
+        if first["rouge"]["use_stemmer"] == true {
+            "on"
+        } else {
+            "off"
+        },
         first["rouge"]["bootstrap"]["samples"],
     )?;
-    writeln!(md, "| run | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | seq-rep-4 ↓ | novel 1-grams | novel 2-grams | novel 3-grams |")?;
+    writeln!(
+        md,
+        "| run | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | seq-rep-4 ↓ | novel 1-grams | novel 2-grams | novel 3-grams |"
+    )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     let cell = |t: &Value| {
         format!(
@@ -469,7 +556,10 @@ fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Resul
          makes summaries less repetitive.\n"
     )?;
     loss_figure(runs, &figures.join("summarization-loss"), "summarization")?;
-    writeln!(md, "![training and validation NLL](figures/summarization-loss.png)\n")?;
+    writeln!(
+        md,
+        "![training and validation NLL](figures/summarization-loss.png)\n"
+    )?;
     let bars: Vec<Bar> = runs
         .iter()
         .filter_map(|r| {
@@ -477,7 +567,10 @@ fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Resul
             Some(Bar {
                 label: r.label(),
                 value: t["fmeasure"].as_f64()? * 100.0,
-                interval: Some((t["low"]["fmeasure"].as_f64()? * 100.0, t["high"]["fmeasure"].as_f64()? * 100.0)),
+                interval: Some((
+                    t["low"]["fmeasure"].as_f64()? * 100.0,
+                    t["high"]["fmeasure"].as_f64()? * 100.0,
+                )),
             })
         })
         .collect();
@@ -495,7 +588,13 @@ fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Resul
 }
 
 /// A markdown table of the first three samples: the shared input column, then each run.
-fn samples_table(md: &mut String, runs: &[Run], input: &str, output: &str, title: &str) -> Result<()> {
+fn samples_table(
+    md: &mut String,
+    runs: &[Run],
+    input: &str,
+    output: &str,
+    title: &str,
+) -> Result<()> {
     let with_samples: Vec<&Run> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
     if with_samples.is_empty() {
         return Ok(());
@@ -517,10 +616,19 @@ fn samples_table(md: &mut String, runs: &[Run], input: &str, output: &str, title
     writeln!(md)?;
     writeln!(md, "|---|{}", "---|".repeat(with_samples.len()))?;
     for i in 0..3 {
-        let Some(first) = with_samples[0].samples.get(i) else { break };
+        let Some(first) = with_samples[0].samples.get(i) else {
+            break;
+        };
         write!(md, "| {} |", clean(&first[input]))?;
         for r in &with_samples {
-            write!(md, " {} |", r.samples.get(i).map(|s| clean(&s[output])).unwrap_or_default())?;
+            write!(
+                md,
+                " {} |",
+                r.samples
+                    .get(i)
+                    .map(|s| clean(&s[output]))
+                    .unwrap_or_default()
+            )?;
         }
         writeln!(md)?;
     }
@@ -530,7 +638,10 @@ fn samples_table(md: &mut String, runs: &[Run], input: &str, output: &str, title
 
 fn provenance_section<'a>(md: &mut String, runs: impl Iterator<Item = &'a Run>) -> Result<()> {
     writeln!(md, "## Provenance\n")?;
-    writeln!(md, "| run | config | git | backend | device | steps | train time | train tokens/s | eval time |")?;
+    writeln!(
+        md,
+        "| run | config | git | backend | device | steps | train time | train tokens/s | eval time |"
+    )?;
     writeln!(md, "|---|---|---|---|---|---:|---:|---:|---:|")?;
     for r in runs {
         let p = &r.metrics["provenance"];

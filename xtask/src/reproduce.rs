@@ -4,7 +4,7 @@
 //! each config of the chosen experiments, in file-name order, it runs
 //! `scalegrad train --config FILE --out OUT/<preset>`. A run whose `metrics.json`
 //! exists is finished and skipped; an interrupted run resumes from its last checkpoint
-//! (the CLI does that by itself). Afterwards it writes the report.
+//! (`--resume` is passed for it). Afterwards it writes the report.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,7 +44,8 @@ pub struct Args {
     /// Only list the runs that would be executed.
     #[arg(long)]
     dry_run: bool,
-    /// Pass `--max-steps N` to every run (a smoke test of the wiring, used by CI).
+    /// Pass `--max-steps N` to every run (a smoke test of the wiring, used by CI); the
+    /// runs go to OUT/<preset>-smoke<N> and always start over.
     #[arg(long)]
     max_steps: Option<usize>,
 }
@@ -72,7 +73,10 @@ pub fn preset_runs(preset: &str) -> Result<Vec<RunEntry>> {
                     .collect()
             })
             .unwrap_or_default();
-        bail!("no preset `{preset}` (configs/{preset}/); known presets: {}", known.join(", "));
+        bail!(
+            "no preset `{preset}` (configs/{preset}/); known presets: {}",
+            known.join(", ")
+        );
     }
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -116,7 +120,14 @@ pub fn build_cli(backend: &str) -> Result<PathBuf> {
         other => bail!("unknown backend `{other}`; expected flex, ndarray, wgpu, cuda or tch"),
     };
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "-p", "scalegrad-cli", "--features", features]);
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "scalegrad-cli",
+        "--features",
+        features,
+    ]);
     if backend == "tch" {
         for (key, value) in crate::libtorch::libtorch_env()? {
             cmd.env(key, value);
@@ -144,11 +155,21 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         root().join(&args.out)
     };
-    let preset_out = out.join(&args.preset);
+    // A `--max-steps` smoke run writes beside the real runs, never over them.
+    let preset_out = match args.max_steps {
+        Some(n) => out.join(format!("{}-smoke{n}", args.preset)),
+        None => out.join(&args.preset),
+    };
     if args.dry_run {
         for r in &runs {
             let state = run_state(&preset_out.join(&r.experiment).join(&r.name));
-            println!("{:<14} {:<24} {:<10} {}", r.experiment, r.name, state, r.path.display());
+            println!(
+                "{:<14} {:<24} {:<10} {}",
+                r.experiment,
+                r.name,
+                state,
+                r.path.display()
+            );
         }
         return Ok(());
     }
@@ -159,7 +180,12 @@ pub fn run(args: Args) -> Result<()> {
     for (i, r) in runs.iter().enumerate() {
         let run_dir = preset_out.join(&r.experiment).join(&r.name);
         if run_dir.join("metrics.json").exists() && args.max_steps.is_none() {
-            eprintln!("[{}/{total}] {}/{}: finished, skipping", i + 1, r.experiment, r.name);
+            eprintln!(
+                "[{}/{total}] {}/{}: finished, skipping",
+                i + 1,
+                r.experiment,
+                r.name
+            );
             continue;
         }
         eprintln!(
@@ -179,16 +205,20 @@ pub fn run(args: Args) -> Result<()> {
             .arg("--backend")
             .arg(&args.backend);
         if let Some(steps) = args.max_steps {
-            cmd.arg("--max-steps").arg(steps.to_string());
+            // A smoke run always starts over (in its own folder, see `preset_out`).
+            cmd.arg("--max-steps")
+                .arg(steps.to_string())
+                .arg("--restart");
+        } else if run_state(&run_dir) == "resumable" {
+            cmd.arg("--resume");
         }
         if args.backend == "tch" {
             for (key, value) in crate::libtorch::libtorch_env()? {
                 cmd.env(key, value);
             }
         }
-        spawn(&mut cmd).with_context(|| {
-            format!("run {}/{} ({})", r.experiment, r.name, r.path.display())
-        })?;
+        spawn(&mut cmd)
+            .with_context(|| format!("run {}/{} ({})", r.experiment, r.name, r.path.display()))?;
     }
     eprintln!(
         "all {total} runs done in {:.1} min",

@@ -14,9 +14,27 @@ pub fn root() -> PathBuf {
 }
 
 /// The cargo that runs us, so toolchain overrides carry over.
+///
+/// `cargo xtask` is `cargo run`, which gives us the variables it sets for a running
+/// package (`CARGO_MANIFEST_DIR=.../xtask`, `CARGO_PKG_*`, ...). They are removed here:
+/// some build scripts track them (ring's reruns on `CARGO_MANIFEST_DIR`), so a nested
+/// build that inherited them would fingerprint differently from the same build run from
+/// a shell, and each would recompile burn and its dependencies after the other.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd.env_remove(name);
+        }
+    }
     cmd
 }
 

@@ -9,10 +9,13 @@ use burn::tensor::Device;
 use clap::ValueEnum;
 
 /// The execution backends the CLI knows about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// burn's pure-Rust CPU backend (default).
+    #[default]
     Flex,
     /// burn's older ndarray CPU backend (deprecated upstream).
     Ndarray,
@@ -87,12 +90,6 @@ impl Backend {
             #[allow(unreachable_patterns)]
             _ => unreachable!("checked by is_compiled"),
         }
-    }
-}
-
-impl Default for Backend {
-    fn default() -> Self {
-        Self::Flex
     }
 }
 

@@ -63,5 +63,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+mod harness {
+    //! `criterion_group!` generates an undocumented `pub fn benches`.
+    #![allow(missing_docs)]
+    use super::*;
+    criterion_group!(benches, bench);
+}
+criterion_main!(harness::benches);

@@ -115,7 +115,8 @@ fn gradients_match_finite_differences() {
         shape,
     };
     let targets = batch.targets(&device);
-    let losses: Vec<(&str, Box<dyn Fn(Tensor<3>) -> Tensor<1>>)> = vec![
+    type LossFn = Box<dyn Fn(Tensor<3>) -> Tensor<1>>;
+    let losses: Vec<(&str, LossFn)> = vec![
         ("scalegrad 0.2", {
             let loss = ScaleGradConfig::new(0.2)
                 .with_ignore_index(Some(-100))

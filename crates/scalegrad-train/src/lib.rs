@@ -1,4 +1,6 @@
-//! Training and evaluation loops for the ScaleGrad experiments (work in progress).
+//! Training and evaluation for the ScaleGrad experiments: run configs, one training loop
+//! for GPT-2 and BERT2BERT with exact resume, and the evaluation that writes
+//! `metrics.json`. See the README for the life of a run.
 
 pub mod checkpoint;
 pub mod config;

@@ -324,7 +324,7 @@ pub fn evaluate(
     }
     let word_tokenizer = WordTokenizer::default();
     let mut human_token = ContinuationAccumulator::new();
-    let mut human_word = WordContinuationAccumulator::new(word_tokenizer.clone());
+    let mut human_word = WordContinuationAccumulator::new(word_tokenizer);
     let mut human_texts = Vec::with_capacity(prefixes.len());
     for (start, _) in &prefixes {
         let ids = eval
@@ -350,7 +350,7 @@ pub fn evaluate(
             .with_strategy(strategy)
             .with_seed(eval.seed);
         let mut token = ContinuationAccumulator::new();
-        let mut word = WordContinuationAccumulator::new(word_tokenizer.clone());
+        let mut word = WordContinuationAccumulator::new(word_tokenizer);
         let mut progress = Progress::new(
             &format!("continue ({})", spec.label()),
             prefixes.len() as u64,

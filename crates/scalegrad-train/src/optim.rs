@@ -101,7 +101,12 @@ mod tests {
         b: Linear,
     }
 
+    /// The flex device's generator is shared by the whole process: tests that seed it
+    /// and then initialise parameters take turns.
+    static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn model_and_grads() -> (Two, GradientsParams) {
+        let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex().autodiff();
         device.seed(3);
         let model = Two {
@@ -164,5 +169,59 @@ mod tests {
         let (model, mut grads) = model_and_grads();
         clip_global_norm(&model, &mut grads, before * 10.0);
         assert!((host_norm(&model, &grads) - before).abs() < 1e-5 * before);
+    }
+
+    #[derive(Module, Debug)]
+    struct WithNorm {
+        a: Linear,
+        norm: burn::nn::LayerNorm,
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn weight_decay_reaches_weights_but_not_biases_or_layer_norms() {
+        let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let model = WithNorm {
+            a: LinearConfig::new(3, 3).init(&device),
+            norm: burn::nn::LayerNormConfig::new(3).init(&device),
+        };
+        // A zero loss gives zero gradients, so Adam's own update is zero and only the
+        // decoupled decay `p -= lr * wd * p` can move a parameter.
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, -2.0, 0.5], [1, 3]), &device);
+        let loss = model.norm.forward(model.a.forward(x)).sum().mul_scalar(0.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let config = OptimizerSection {
+            weight_decay: 0.5,
+            ..toml::from_str("lr = 0.1").unwrap()
+        };
+        let before_w = values(model.a.weight.val());
+        let before_b = values(model.a.bias.as_ref().unwrap().val());
+        let before_gamma = values(model.norm.gamma.val());
+        let mut optim = adamw(&config);
+        let model = optim.step(0.1, model, grads);
+        let after_w = values(model.a.weight.val());
+        for (b, a) in before_w.iter().zip(&after_w) {
+            assert!(
+                (a - b * (1.0 - 0.1 * 0.5)).abs() < 1e-6,
+                "weight {b} -> {a}"
+            );
+        }
+        assert_eq!(values(model.a.bias.as_ref().unwrap().val()), before_b);
+        assert_eq!(values(model.norm.gamma.val()), before_gamma);
+        assert!(regex_is_anchored());
+    }
+
+    /// The pattern matches whole path segments only (`ln_1.beta`, not `alphabeta`).
+    fn regex_is_anchored() -> bool {
+        let re = regex::Regex::new(NO_DECAY_PATTERN).unwrap();
+        re.is_match("blocks.0.ln_1.beta")
+            && re.is_match("bias")
+            && !re.is_match("blocks.0.alphabeta")
+            && !re.is_match("blocks.0.bias_proj.weight")
     }
 }

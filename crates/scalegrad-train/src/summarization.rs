@@ -300,9 +300,11 @@ pub fn evaluate(
         .map_err(|e| e.to_string())?;
     let mut summaries = SummaryAccumulator::new();
     let mut refs = SummaryAccumulator::new();
-    for i in 0..n {
-        summaries.add(&eval.articles[i], &predictions[i]);
-        refs.add(&eval.articles[i], &eval.highlights[i]);
+    for ((article, prediction), reference) in
+        eval.articles.iter().zip(&predictions).zip(eval.highlights)
+    {
+        summaries.add(article, prediction);
+        refs.add(article, reference);
     }
     Ok((
         SummarizationMetrics {

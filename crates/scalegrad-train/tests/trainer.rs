@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Mutex;
 
 use burn::tensor::{Device, Int, Tensor};
 use scalegrad_data::cache::TokenArray;
@@ -91,8 +92,14 @@ fn train_losses(dir: &Path) -> Vec<(usize, f64)> {
         .collect()
 }
 
+/// burn's flex device has one random generator per process: tests that train with
+/// dropout at the same time would draw from it in an interleaved order, so they take
+/// turns.
+static DEVICE_RNG: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_resumed_run_follows_the_uninterrupted_loss_curve() {
+    let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let config = config();
     let tokens = tokens();
     let tmp = tempfile::tempdir().unwrap();
@@ -197,6 +204,7 @@ impl Task for Poisoned<'_> {
 
 #[test]
 fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let config = config();
     let tokens = tokens();
     let tmp = tempfile::tempdir().unwrap();

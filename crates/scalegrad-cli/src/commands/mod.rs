@@ -1,6 +1,12 @@
 //! The subcommands, one module each.
 
+mod data;
+mod fetch;
+mod generate;
 mod info;
+mod rouge;
+mod summarize;
+mod train;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -10,6 +16,20 @@ use clap::Subcommand;
 pub enum Command {
     /// Print the version, the compiled backends and the devices they see.
     Info(info::Args),
+    /// Train a model as an experiment config says, then evaluate its best checkpoint.
+    Train(train::Args),
+    /// Evaluate a model (the config's starting point, or --model) on the test split.
+    Eval(train::EvalArgs),
+    /// Continue prompts with a GPT-2 checkpoint (greedy, top-k, top-p; batched, KV cache).
+    Generate(generate::Args),
+    /// ROUGE-1/2/L/Lsum of predicted summaries against references (as rouge_score).
+    Rouge(rouge::Args),
+    /// Summarise articles with a BERT2BERT checkpoint (beam search as transformers).
+    Summarize(summarize::Args),
+    /// Dataset statistics: rows, characters, tokens, windows, token cache location.
+    Data(data::Args),
+    /// Fill the Hugging Face cache with a model's files or a dataset config's parquet shards.
+    Fetch(fetch::Args),
 }
 
 impl Command {
@@ -17,6 +37,13 @@ impl Command {
     pub fn run(self) -> Result<()> {
         match self {
             Self::Info(args) => info::run(args),
+            Self::Train(args) => train::run(args),
+            Self::Eval(args) => train::eval(args),
+            Self::Generate(args) => generate::run(args),
+            Self::Rouge(args) => rouge::run(args),
+            Self::Summarize(args) => summarize::run(args),
+            Self::Data(args) => data::run(args),
+            Self::Fetch(args) => fetch::run(args),
         }
     }
 }

@@ -1,0 +1,84 @@
+//! The Rust side of `cargo xtask bench b2b-train`: one training step of the
+//! bert-small2bert-small architecture (random weights) on `flex`: forward, cross-entropy
+//! (scalegrad-loss with gamma = 1, padding ignored), backward and an AdamW update.
+//!
+//! Cases `train {B}x512+128`: B sources of 512 tokens and B targets of 128 tokens.
+//! Metrics: `s` (median seconds per step) and `tokens_per_s` (B * (512 + 128) / s).
+//! One warm-up step, then the median of 3 steps (1 with `--quick`).
+//!
+//! Usage: `cargo run --release -p scalegrad-bert2bert --example bench_b2b_train [-- --quick]`.
+
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use scalegrad_bert2bert::{Bert2BertConfig, shift_tokens_right};
+use scalegrad_loss::ScaleGradConfig;
+
+const SOURCE: usize = 512;
+const TARGET: usize = 128;
+
+fn ids(batch: usize, len: usize, seed: u64, device: &Device) -> Tensor<2, Int> {
+    // A fixed pseudo-random stream of ordinary word-piece ids (1000..30000).
+    let mut x = seed;
+    let data: Vec<i64> = (0..batch * len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            1000 + ((x >> 33) % 29000) as i64
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(data, [batch, len]), device)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 1 } else { 3 };
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let config = Bert2BertConfig::bert_small();
+    let loss = ScaleGradConfig::new(1.0)
+        .with_ignore_index(Some(-100))
+        .init();
+    for batch in [1usize, 4] {
+        let mut model = config.init(&device);
+        let mut optim = AdamWConfig::new().init();
+        let source = ids(batch, SOURCE, 1, &device);
+        let mask = Tensor::<2, Int>::ones([batch, SOURCE], &device);
+        let labels = ids(batch, TARGET, 2, &device);
+        let decoder_ids = shift_tokens_right(labels.clone(), 0, 101);
+        let mut times = Vec::new();
+        for rep in 0..=reps {
+            let start = Instant::now();
+            let logits = model.forward(
+                source.clone(),
+                Some(mask.clone()),
+                decoder_ids.clone(),
+                None,
+            );
+            let value = loss.forward(logits, labels.clone());
+            let grads = GradientsParams::from_grads(value.backward(), &model);
+            model = optim.step(1e-4, model, grads);
+            // Wait for the update to finish before stopping the clock.
+            let _ = model.decoder.head.bias.val().narrow(0, 0, 1).into_data();
+            let elapsed = start.elapsed().as_secs_f64();
+            if rep > 0 {
+                times.push(elapsed);
+            }
+            eprintln!("train {batch}x{SOURCE}+{TARGET} step {rep}: {elapsed:.3} s");
+        }
+        let s = median(times);
+        let case = format!("train {batch}x{SOURCE}+{TARGET}");
+        println!(r#"{{"case": "{case}", "metric": "s", "value": {s:.4}, "better": "lower"}}"#);
+        let tps = (batch * (SOURCE + TARGET)) as f64 / s;
+        println!(
+            r#"{{"case": "{case}", "metric": "tokens_per_s", "value": {tps:.1}, "better": "higher"}}"#
+        );
+    }
+}

@@ -1,0 +1,512 @@
+//! The BERT encoder, the BERT decoder with cross-attention and its LM head, and the
+//! encoder-decoder that joins them.
+//!
+//! Mirrors transformers' `BertModel` (encoder), `BertLMHeadModel` (decoder) and
+//! `EncoderDecoderModel` (`models/bert/modeling_bert.py`,
+//! `models/encoder_decoder/modeling_encoder_decoder.py`): word + position + token-type
+//! embeddings with LayerNorm, post-LN layers (attention → dropout → residual →
+//! LayerNorm, then the feed-forward block the same way), and on the decoder a
+//! prediction head `LayerNorm(act(dense(h))) · Eᵀ + b` whose matrix `E` *is* the
+//! decoder's word-embedding matrix (transformers ties `cls.predictions.decoder.weight`
+//! to `bert.embeddings.word_embeddings.weight` and `cls.predictions.decoder.bias` to
+//! `cls.predictions.bias`).
+
+use burn::module::{Module, Param};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig,
+};
+use burn::tensor::activation::{gelu, gelu_approximate, relu};
+use burn::tensor::module::linear;
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
+use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
+use crate::dropout::dropout;
+
+/// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
+pub(crate) fn normal_init(std: f64) -> Initializer {
+    Initializer::Normal { mean: 0.0, std }
+}
+
+fn activate<const D: usize>(act: HiddenAct, x: Tensor<D>) -> Tensor<D> {
+    match act {
+        HiddenAct::Gelu => gelu(x),
+        HiddenAct::GeluTanh => gelu_approximate(x),
+        HiddenAct::Relu => relu(x),
+    }
+}
+
+fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(config.hidden_size)
+        .with_epsilon(config.layer_norm_eps)
+        .init(device)
+}
+
+fn dense(config: &BertConfig, d_in: usize, d_out: usize, device: &Device) -> Linear {
+    let mut l = LinearConfig::new(d_in, d_out)
+        .with_initializer(normal_init(config.initializer_range))
+        .init(device);
+    zero_bias(&mut l);
+    l
+}
+
+/// Word, position and token-type embeddings followed by LayerNorm (HF `BertEmbeddings`).
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    /// Token embeddings `[vocab, H]`; on the decoder also the LM head's matrix.
+    pub word_embeddings: Embedding,
+    /// Absolute position embeddings `[max_positions, H]`.
+    pub position_embeddings: Embedding,
+    /// Token-type embeddings `[type_vocab, H]`; only type 0 is used.
+    pub token_type_embeddings: Embedding,
+    /// LayerNorm over the sum.
+    pub layer_norm: LayerNorm,
+    /// Dropout after the LayerNorm (training only).
+    pub dropout: Dropout,
+}
+
+impl Embeddings {
+    fn new(config: &BertConfig, device: &Device) -> Self {
+        let embedding = |n| {
+            EmbeddingConfig::new(n, config.hidden_size)
+                .with_initializer(normal_init(config.initializer_range))
+                .init(device)
+        };
+        Self {
+            word_embeddings: embedding(config.vocab_size),
+            position_embeddings: embedding(config.max_position_embeddings),
+            token_type_embeddings: embedding(config.type_vocab_size),
+            layer_norm: layer_norm(config, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// Embeds `ids` (`[B, T]`) placed at positions `start..start + T`.
+    ///
+    /// # Panics
+    /// If `start + T` exceeds the number of position embeddings (callers truncate).
+    pub fn forward(&self, ids: Tensor<2, Int>, start: usize) -> Tensor<3> {
+        let [_, t] = ids.dims();
+        let positions = self.position_embeddings.weight.val();
+        let max = positions.dims()[0];
+        assert!(
+            start + t <= max,
+            "positions {start}..{} exceed the {max} position embeddings",
+            start + t
+        );
+        let h = positions.dims()[1];
+        let positions = positions.narrow(0, start, t).reshape([1, t, h]);
+        let token_type = self
+            .token_type_embeddings
+            .weight
+            .val()
+            .narrow(0, 0, 1)
+            .reshape([1, 1, h]);
+        let x = self.word_embeddings.forward(ids) + token_type + positions;
+        dropout(&self.dropout, self.layer_norm.forward(x))
+    }
+
+    /// Number of position embeddings.
+    pub fn max_positions(&self) -> usize {
+        self.position_embeddings.weight.dims()[0]
+    }
+}
+
+/// The feed-forward block: `LayerNorm(x + dropout(W2 act(W1 x)))` (HF `BertIntermediate` +
+/// `BertOutput`).
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    /// `intermediate.dense`.
+    pub intermediate: Linear,
+    /// `output.dense`.
+    pub output: Linear,
+    /// `output.LayerNorm`.
+    pub norm: LayerNorm,
+    /// Dropout before the residual (training only).
+    pub dropout: Dropout,
+    /// The activation, by its transformers name.
+    pub hidden_act: String,
+}
+
+impl FeedForward {
+    fn new(config: &BertConfig, device: &Device) -> Self {
+        Self {
+            intermediate: dense(config, config.hidden_size, config.intermediate_size, device),
+            output: dense(config, config.intermediate_size, config.hidden_size, device),
+            norm: layer_norm(config, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            hidden_act: config.hidden_act.clone(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let act = HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu);
+        let h = activate(act, self.intermediate.forward(x.clone()));
+        let h = dropout(&self.dropout, self.output.forward(h));
+        self.norm.forward(x + h)
+    }
+}
+
+/// An attention block with its residual LayerNorm (HF `BertAttention`).
+#[derive(Module, Debug)]
+pub struct AttentionBlock {
+    /// Projections (`self.query/key/value`, `output.dense`).
+    pub attention: Attention,
+    /// `output.LayerNorm`.
+    pub norm: LayerNorm,
+    /// Dropout before the residual (training only).
+    pub dropout: Dropout,
+}
+
+impl AttentionBlock {
+    fn new(config: &BertConfig, device: &Device) -> Self {
+        Self {
+            attention: Attention::new(config, device),
+            norm: layer_norm(config, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    fn residual(&self, x: Tensor<3>, attended: Tensor<3>) -> Tensor<3> {
+        self.norm.forward(x + dropout(&self.dropout, attended))
+    }
+}
+
+/// One encoder layer (HF `BertLayer` without cross-attention).
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    /// Bidirectional self-attention.
+    pub self_attn: AttentionBlock,
+    /// Feed-forward block.
+    pub ffn: FeedForward,
+}
+
+impl EncoderLayer {
+    fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+        let a = self
+            .self_attn
+            .attention
+            .self_attention(x.clone(), bias, false);
+        let x = self.self_attn.residual(x, a);
+        self.ffn.forward(x)
+    }
+}
+
+/// The encoder: `BertModel` (its pooler is kept only so that checkpoints round-trip;
+/// encoder-decoder models never use it).
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    /// Embeddings.
+    pub embeddings: Embeddings,
+    /// Layers.
+    pub layers: Vec<EncoderLayer>,
+    /// `pooler.dense`, when the checkpoint has one (HF's `BertModel` default).
+    pub pooler: Option<Linear>,
+}
+
+impl BertEncoder {
+    fn new(config: &BertConfig, with_pooler: bool, device: &Device) -> Self {
+        Self {
+            embeddings: Embeddings::new(config, device),
+            layers: (0..config.num_hidden_layers)
+                .map(|_| EncoderLayer {
+                    self_attn: AttentionBlock::new(config, device),
+                    ffn: FeedForward::new(config, device),
+                })
+                .collect(),
+            pooler: with_pooler
+                .then(|| dense(config, config.hidden_size, config.hidden_size, device)),
+        }
+    }
+
+    /// The last hidden states `[B, S, H]` of `ids` (`[B, S]`) with the HF attention mask
+    /// (`[B, S]`, 1 = token, 0 = padding).
+    ///
+    /// # Panics
+    /// If `S` exceeds the position embeddings or the shapes disagree (callers truncate and
+    /// pad; [`crate::generate`] checks this and returns an error instead).
+    pub fn forward(&self, ids: Tensor<2, Int>, mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        let bias = mask.map(mask_bias);
+        let mut x = self.embeddings.forward(ids, 0);
+        for layer in &self.layers {
+            x = layer.forward(x, bias.clone());
+        }
+        x
+    }
+}
+
+/// One decoder layer: causal self-attention, cross-attention, feed-forward (HF `BertLayer`
+/// with `is_decoder` and `add_cross_attention`).
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// Causal self-attention (`attention`).
+    pub self_attn: AttentionBlock,
+    /// Cross-attention on the encoder's states (`crossattention`).
+    pub cross_attn: AttentionBlock,
+    /// Feed-forward block.
+    pub ffn: FeedForward,
+}
+
+impl DecoderLayer {
+    /// Cross-attention of `x` (`[N, T, H]`, `N = sources * beams`) on one source's keys and
+    /// values (`[sources, heads, S, d]`): the rows of all beams of a source are stacked as
+    /// query positions of that source, so keys and values are shared, not copied.
+    fn cross(
+        &self,
+        x: Tensor<3>,
+        kv: &(Tensor<4>, Tensor<4>),
+        bias: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let [n, t, h] = x.dims();
+        let sources = kv.0.dims()[0];
+        let attention = &self.cross_attn.attention;
+        let q = attention.query.forward(x);
+        let q = attention.split(q.reshape([sources, n / sources * t, h]));
+        let context = attention.attend(q, kv.0.clone(), kv.1.clone(), bias, false);
+        let out = attention.output.forward(Attention::merge(context));
+        out.reshape([n, t, h])
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        self_bias: Option<Tensor<4>>,
+        cached: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cross_kv: &(Tensor<4>, Tensor<4>),
+        cross_bias: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let attention = &self.self_attn.attention;
+        let a = match cached {
+            None => attention.self_attention(x.clone(), self_bias, true),
+            Some(slot) => {
+                let q = attention.split(attention.query.forward(x.clone()));
+                let (k, v) = attention.key_value(x.clone());
+                let (k, v) = match slot.take() {
+                    Some((k0, v0)) => (Tensor::cat(vec![k0, k], 2), Tensor::cat(vec![v0, v], 2)),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                let context = attention.attend(q, k, v, self_bias, true);
+                attention.output.forward(Attention::merge(context))
+            }
+        };
+        let x = self.self_attn.residual(x, a);
+        let c = self.cross(x.clone(), cross_kv, cross_bias);
+        let x = self.cross_attn.residual(x, c);
+        self.ffn.forward(x)
+    }
+}
+
+/// The LM head of `BertLMHeadModel` (`cls.predictions`): transform, then the tied
+/// vocabulary projection with its own bias.
+#[derive(Module, Debug)]
+pub struct LmHead {
+    /// `transform.dense`.
+    pub transform: Linear,
+    /// `transform.LayerNorm`.
+    pub norm: LayerNorm,
+    /// `predictions.bias` (`[vocab]`), tied in HF to `predictions.decoder.bias`.
+    pub bias: Param<Tensor<1>>,
+    /// The transform's activation, by its transformers name.
+    pub hidden_act: String,
+}
+
+/// The decoder: `BertLMHeadModel` with cross-attention.
+#[derive(Module, Debug)]
+pub struct BertDecoder {
+    /// Embeddings; `word_embeddings` doubles as the LM head's matrix.
+    pub embeddings: Embeddings,
+    /// Layers.
+    pub layers: Vec<DecoderLayer>,
+    /// Prediction head.
+    pub head: LmHead,
+}
+
+impl BertDecoder {
+    fn new(config: &BertConfig, device: &Device) -> Self {
+        Self {
+            embeddings: Embeddings::new(config, device),
+            layers: (0..config.num_hidden_layers)
+                .map(|_| DecoderLayer {
+                    self_attn: AttentionBlock::new(config, device),
+                    cross_attn: AttentionBlock::new(config, device),
+                    ffn: FeedForward::new(config, device),
+                })
+                .collect(),
+            head: LmHead {
+                transform: dense(config, config.hidden_size, config.hidden_size, device),
+                norm: layer_norm(config, device),
+                bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
+                hidden_act: config.hidden_act.clone(),
+            },
+        }
+    }
+
+    /// Vocabulary logits of hidden states `h` (`[..., H]` → `[..., V]`).
+    pub fn logits<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
+        let act = HiddenAct::parse(&self.head.hidden_act).unwrap_or(HiddenAct::Gelu);
+        let h = self
+            .head
+            .norm
+            .forward(activate(act, self.head.transform.forward(h)));
+        let embeddings = self.embeddings.word_embeddings.weight.val();
+        linear(h, embeddings.transpose(), Some(self.head.bias.val()))
+    }
+
+    /// Teacher-forced logits `[B, T, V]` of decoder inputs `ids` (`[B, T]`, starting with the
+    /// decoder start token) given the encoder's states (`[B, S, H]`) and masks (1 = token,
+    /// 0 = padding).
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        mask: Option<Tensor<2, Int>>,
+        encoder_states: Tensor<3>,
+        source_mask: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let self_bias = mask.map(mask_bias);
+        let cross_bias = source_mask.map(mask_bias);
+        let mut x = self.embeddings.forward(ids, 0);
+        for layer in &self.layers {
+            let kv = layer.cross_attn.attention.key_value(encoder_states.clone());
+            x = layer.forward(x, self_bias.clone(), None, &kv, cross_bias.clone());
+        }
+        self.logits(x)
+    }
+
+    /// A generation cache for `beams` decoder rows per source: computes every layer's
+    /// cross-attention keys and values once from the encoder's states.
+    pub fn init_cache(
+        &self,
+        encoder_states: Tensor<3>,
+        source_mask: Option<Tensor<2, Int>>,
+        beams: usize,
+    ) -> DecoderCache {
+        let sources = encoder_states.dims()[0];
+        DecoderCache {
+            self_kv: vec![None; self.layers.len()],
+            cross_kv: self
+                .layers
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.cross_attn.attention.key_value(encoder_states.clone());
+                    (materialize(k), materialize(v))
+                })
+                .collect(),
+            cross_bias: source_mask.map(mask_bias),
+            beams,
+            sources,
+            len: 0,
+        }
+    }
+
+    /// Runs the new decoder tokens `ids` (`[rows, T]`, usually `T = 1`) on top of the cache
+    /// and returns the logits of the last position, `[rows, V]`.
+    ///
+    /// # Panics
+    /// If `rows` differs from the cache's or the positions exceed the embeddings.
+    pub fn step(&self, ids: Tensor<2, Int>, cache: &mut DecoderCache) -> Tensor<2> {
+        let [rows, t] = ids.dims();
+        assert_eq!(rows, cache.rows(), "one decoder row per cached row");
+        let mut x = self.embeddings.forward(ids, cache.len);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(
+                x,
+                None,
+                Some(&mut cache.self_kv[i]),
+                &cache.cross_kv[i],
+                cache.cross_bias.clone(),
+            );
+        }
+        cache.len += t;
+        let h = x.dims()[2];
+        let last = x.slice([0..rows, t - 1..t]).reshape([rows, h]);
+        let act = HiddenAct::parse(&self.head.hidden_act).unwrap_or(HiddenAct::Gelu);
+        let last = self
+            .head
+            .norm
+            .forward(activate(act, self.head.transform.forward(last)));
+        // `E · hᵀ` rather than `h · Eᵀ`: with a few rows the product is bound by reading
+        // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand.
+        let embeddings = self.embeddings.word_embeddings.weight.val();
+        let vocab = embeddings.dims()[0];
+        embeddings.matmul(last.transpose()).transpose() + self.head.bias.val().reshape([1, vocab])
+    }
+}
+
+/// A contiguous copy of a strided view (a flat reshape forces the copy), so that a
+/// tensor read at every decoding step is laid out once rather than at every read.
+fn materialize<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    let dims = t.dims();
+    t.reshape([dims.iter().product::<usize>()]).reshape(dims)
+}
+
+/// The encoder-decoder (HF `EncoderDecoderModel` with BERT on both sides).
+#[derive(Module, Debug)]
+pub struct Bert2Bert {
+    /// The BERT encoder.
+    pub encoder: BertEncoder,
+    /// The BERT decoder with its LM head.
+    pub decoder: BertDecoder,
+}
+
+impl Bert2BertConfig {
+    /// A randomly initialised model as transformers initialises one (normal weights with
+    /// `initializer_range`, zero biases, unit LayerNorms), including the encoder pooler.
+    ///
+    /// # Panics
+    /// If the config is invalid; configs read by [`Bert2BertConfig::from_file`] are
+    /// validated, hand-built ones should call [`Bert2BertConfig::validate`] first.
+    pub fn init(&self, device: &Device) -> Bert2Bert {
+        self.init_with_pooler(true, device)
+    }
+
+    pub(crate) fn init_with_pooler(&self, pooler: bool, device: &Device) -> Bert2Bert {
+        self.validate().expect("a valid config");
+        Bert2Bert {
+            encoder: BertEncoder::new(&self.encoder, pooler, device),
+            decoder: BertDecoder::new(&self.decoder, device),
+        }
+    }
+}
+
+impl Bert2Bert {
+    /// Teacher-forced logits `[B, T, V]`: the encoder reads `source_ids` (`[B, S]`) with
+    /// `source_mask`, the decoder reads `decoder_ids` (`[B, T]`: labels shifted right, see
+    /// [`shift_tokens_right`]) with `decoder_mask` (1 = token, 0 = padding). On an
+    /// autodiff device dropout is active, as in transformers' training mode; call
+    /// `model.valid()` for evaluation.
+    pub fn forward(
+        &self,
+        source_ids: Tensor<2, Int>,
+        source_mask: Option<Tensor<2, Int>>,
+        decoder_ids: Tensor<2, Int>,
+        decoder_mask: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let states = self.encoder.forward(source_ids, source_mask.clone());
+        self.decoder
+            .forward(decoder_ids, decoder_mask, states, source_mask)
+    }
+}
+
+/// The decoder attention mask transformers' `EncoderDecoderModel` builds when it is given
+/// labels: 1 where the decoder input is not the pad token, 0 where it is.
+pub fn decoder_attention_mask(decoder_ids: Tensor<2, Int>, pad: u32) -> Tensor<2, Int> {
+    decoder_ids.not_equal_elem(pad as i64).int()
+}
+
+/// transformers' `shift_tokens_right`: decoder inputs from labels `[B, T]`: the decoder
+/// start token, then the labels without their last position, with the ignore index
+/// `-100` replaced by `pad`.
+pub fn shift_tokens_right(labels: Tensor<2, Int>, pad: u32, decoder_start: u32) -> Tensor<2, Int> {
+    let [b, t] = labels.dims();
+    let device = labels.device();
+    let start = Tensor::<2, Int>::full([b, 1], decoder_start as i64, &device);
+    let shifted = if t > 1 {
+        Tensor::cat(vec![start, labels.slice([0..b, 0..t - 1])], 1)
+    } else {
+        start
+    };
+    let ignored = shifted.clone().equal_elem(-100);
+    shifted.mask_fill(ignored, pad as i64)
+}

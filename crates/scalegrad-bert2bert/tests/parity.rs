@@ -1,0 +1,292 @@
+//! Parity with transformers 5.24 on the tiny random checkpoints of `fixtures/`
+//! (made by `fixtures/make_fixtures.py`): encoder states, teacher-forced logits with
+//! padded sources and targets, `generate()` outputs for greedy and beam search, and the
+//! generation defaults transformers derives from the checkpoint's files.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use scalegrad_bert2bert::{
+    Bert2BertConfig, EarlyStopping, GenerationConfig, GenerationSettings, LoadedModel, generate,
+    load_pretrained, load_weights,
+};
+use serde_json::Value;
+
+/// Largest absolute difference allowed between our floats and PyTorch's.
+const TOLERANCE: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ids(value: &Value, device: &Device) -> Tensor<2, Int> {
+    let rows: Vec<Vec<i64>> = serde_json::from_value(value.clone()).unwrap();
+    let (b, t) = (rows.len(), rows[0].len());
+    Tensor::from_data(
+        TensorData::new(rows.into_iter().flatten().collect::<Vec<_>>(), [b, t]),
+        device,
+    )
+}
+
+fn floats(value: &Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn assert_close(what: &str, ours: &[f32], theirs: &[f32]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths differ");
+    let (worst, at) = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold(
+            (0.0f32, 0),
+            |(m, at), (i, d)| if d > m { (d, i) } else { (m, at) },
+        );
+    assert!(
+        worst <= TOLERANCE,
+        "{what}: max |diff| {worst} at {at}: rust={}, python={}",
+        ours[at],
+        theirs[at]
+    );
+}
+
+fn load(name: &str) -> LoadedModel {
+    load_pretrained(&fixtures().join(name), &Device::flex())
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+fn check_states_and_logits(name: &str) {
+    let device = Device::flex();
+    let e = expected();
+    let loaded = load(name);
+    let want = &e["models"][name];
+    let src = ids(&e["source_ids"], &device);
+    let mask = ids(&e["source_mask"], &device);
+    let tgt = ids(&e["target_ids"], &device);
+    let tgt_mask = ids(&e["target_mask"], &device);
+
+    let states = loaded
+        .model
+        .encoder
+        .forward(src.clone(), Some(mask.clone()));
+    let shape: Vec<usize> = serde_json::from_value(want["encoder_hidden_shape"].clone()).unwrap();
+    assert_eq!(states.dims().to_vec(), shape);
+    let states = states.try_into_vec_as::<f32>().unwrap();
+    assert_close(
+        &format!("{name} encoder states"),
+        &states,
+        &floats(&want["encoder_hidden"]),
+    );
+
+    let logits = loaded.model.forward(src, Some(mask), tgt, Some(tgt_mask));
+    let shape: Vec<usize> = serde_json::from_value(want["logits_shape"].clone()).unwrap();
+    assert_eq!(logits.dims().to_vec(), shape);
+    let logits = logits.try_into_vec_as::<f32>().unwrap();
+    assert_close(
+        &format!("{name} decoder logits"),
+        &logits,
+        &floats(&want["logits"]),
+    );
+}
+
+#[test]
+fn bin_checkpoint_encoder_states_and_logits_match_transformers() {
+    check_states_and_logits("tiny-bin");
+}
+
+#[test]
+fn safetensors_checkpoint_encoder_states_and_logits_match_transformers() {
+    check_states_and_logits("tiny-st");
+}
+
+/// The training path (autodiff device: explicit attention scores, causal and padding
+/// biases, dropout layers) computes the same logits as transformers when dropout is 0.
+#[test]
+fn autodiff_training_path_logits_match_transformers_without_dropout() {
+    let device = Device::flex().autodiff();
+    let e = expected();
+    let dir = fixtures().join("tiny-bin");
+    let mut config = Bert2BertConfig::from_file(&dir.join("config.json")).unwrap();
+    for side in [&mut config.encoder, &mut config.decoder] {
+        side.hidden_dropout_prob = 0.0;
+        side.attention_probs_dropout_prob = 0.0;
+    }
+    let model = load_weights(&config, &dir.join("pytorch_model.bin"), &device).unwrap();
+    let logits = model.forward(
+        ids(&e["source_ids"], &device),
+        Some(ids(&e["source_mask"], &device)),
+        ids(&e["target_ids"], &device),
+        Some(ids(&e["target_mask"], &device)),
+    );
+    let logits = logits.try_into_vec_as::<f32>().unwrap();
+    assert_close(
+        "tiny-bin logits on the autodiff path",
+        &logits,
+        &floats(&e["models"]["tiny-bin"]["logits"]),
+    );
+}
+
+/// The generation knobs of one fixture case, on top of the special tokens the script
+/// passes to `generate()` (start 101, EOS 102, pad 0).
+fn case_config(kwargs: &Value) -> GenerationConfig {
+    let early = match kwargs.get("early_stopping") {
+        Some(Value::Bool(true)) => EarlyStopping::True,
+        Some(Value::String(s)) if s == "never" => EarlyStopping::Never,
+        _ => EarlyStopping::Heuristic,
+    };
+    let mut config = GenerationConfig::greedy(
+        kwargs["max_length"].as_u64().unwrap() as usize,
+        101,
+        Some(102),
+    )
+    .with_num_beams(kwargs["num_beams"].as_u64().unwrap() as usize)
+    .with_min_length(kwargs["min_length"].as_u64().unwrap() as usize)
+    .with_no_repeat_ngram_size(kwargs["no_repeat_ngram_size"].as_u64().unwrap() as usize)
+    .with_length_penalty(
+        kwargs
+            .get("length_penalty")
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0),
+    )
+    .with_early_stopping(early);
+    config.pad_token_id = Some(0);
+    config
+}
+
+/// Compares our sequence with a row of transformers' padded output. transformers fills
+/// the tail of finished rows: greedy with the pad token, beam search with
+/// `pad_token_id or eos_token_id` where a pad id of 0 is falsy, hence with EOS.
+fn assert_same_sequence(what: &str, ours: &[u32], row: &[u32], fill: u32) {
+    let mut full = vec![101];
+    full.extend_from_slice(ours);
+    assert!(
+        row.len() >= full.len() && row[..full.len()] == full[..],
+        "{what}: rust={full:?}, python={row:?}"
+    );
+    assert!(
+        row[full.len()..].iter().all(|&t| t == fill),
+        "{what}: rust={full:?}, python={row:?} (tail should be {fill})"
+    );
+}
+
+fn check_generation(name: &str) {
+    let device = Device::flex();
+    let e = expected();
+    let loaded = load(name);
+    let src = ids(&e["source_ids"], &device);
+    let mask = ids(&e["source_mask"], &device);
+    let cases = e["models"][name]["generate"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for case in cases {
+        let case_name = case["name"].as_str().unwrap();
+        let config = case_config(&case["kwargs"]);
+        let out = generate(&loaded.model, src.clone(), Some(mask.clone()), &config).unwrap();
+        let rows: Vec<Vec<u32>> = serde_json::from_value(case["sequences"].clone()).unwrap();
+        let fill = if config.num_beams == 1 { 0 } else { 102 };
+        for (i, (g, row)) in out.iter().zip(&rows).enumerate() {
+            assert_same_sequence(&format!("{name} {case_name} row {i}"), &g.tokens, row, fill);
+        }
+    }
+}
+
+#[test]
+fn bin_checkpoint_generate_matches_transformers_for_greedy_and_beam_cases() {
+    check_generation("tiny-bin");
+}
+
+#[test]
+fn safetensors_checkpoint_generate_matches_transformers_for_greedy_and_beam_cases() {
+    check_generation("tiny-st");
+}
+
+#[test]
+fn generation_defaults_come_from_config_json_as_in_transformers() {
+    let device = Device::flex();
+    let e = expected();
+    for name in ["tiny-bin", "tiny-st"] {
+        let loaded = load(name);
+        let hf = &e["models"][name]["hf_generation_config"];
+        let ours = loaded.generation.resolve().unwrap();
+        assert_eq!(
+            ours.max_length as u64,
+            hf["max_length"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            ours.min_length as u64,
+            hf["min_length"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            ours.num_beams as u64,
+            hf["num_beams"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            ours.no_repeat_ngram_size as u64,
+            hf["no_repeat_ngram_size"].as_u64().unwrap()
+        );
+        assert_eq!(ours.length_penalty, hf["length_penalty"].as_f64().unwrap());
+        assert_eq!(ours.early_stopping, EarlyStopping::True);
+        assert_eq!(ours.eos_token_ids, vec![102]);
+        assert_eq!(ours.decoder_start_token_id, 101);
+        assert_eq!(ours.pad_token_id, Some(0));
+
+        // generate() without arguments uses exactly these defaults.
+        let src = ids(&e["source_ids"], &device);
+        let mask = ids(&e["source_mask"], &device);
+        let out = generate(&loaded.model, src, Some(mask), &ours).unwrap();
+        let rows: Vec<Vec<u32>> =
+            serde_json::from_value(e["models"][name]["generate_defaults"].clone()).unwrap();
+        for (i, (g, row)) in out.iter().zip(&rows).enumerate() {
+            assert_same_sequence(&format!("{name} defaults row {i}"), &g.tokens, row, 102);
+        }
+    }
+}
+
+#[test]
+fn generation_config_json_replaces_config_json_settings_as_in_transformers() {
+    let e = expected();
+    let case = &e["generation_config_file"];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("tiny-st/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        case["generation_config_json"].to_string(),
+    )
+    .unwrap();
+    let settings = GenerationSettings::from_model_dir(dir.path()).unwrap();
+    let hf = &case["hf_generation_config"];
+    let opt = |v: &Value| v.as_u64().map(|n| n as usize);
+    assert_eq!(settings.max_length, opt(&hf["max_length"]));
+    assert_eq!(settings.num_beams, opt(&hf["num_beams"]));
+    assert_eq!(
+        settings.min_length,
+        opt(&hf["min_length"]),
+        "config.json's min_length is ignored"
+    );
+    assert_eq!(
+        settings.no_repeat_ngram_size,
+        opt(&hf["no_repeat_ngram_size"])
+    );
+    assert_eq!(settings.length_penalty, hf["length_penalty"].as_f64());
+    assert_eq!(settings.pad_token_id, None);
+    let resolved = settings.resolve().unwrap();
+    assert_eq!(resolved.early_stopping, EarlyStopping::Heuristic);
+    assert_eq!(resolved.pad_token_id, Some(102), "pad falls back to EOS");
+}

@@ -1,0 +1,242 @@
+//! A reduced demo, run in every CI build so the wiring of data, tokenizer training,
+//! models, losses, the training loop, checkpoints, evaluation and the run folder never
+//! breaks: the demo configs with a few steps and small evaluation sets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn demo_config(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs/demo")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The demo config with small evaluation sets, written into `dir`.
+fn reduced(name: &str, dir: &Path) -> PathBuf {
+    let text = demo_config(name)
+        .replace("max_valid_examples = 64", "max_valid_examples = 8")
+        .replace("max_windows = 64", "max_windows = 2")
+        .replace("max_continuations = 100", "max_continuations = 4")
+        .replace("max_examples = 100", "max_examples = 4")
+        .replace("bootstrap_samples = 1000", "bootstrap_samples = 20")
+        .replace("log_every = 10", "log_every = 1");
+    assert_ne!(text, demo_config(name));
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn scalegrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scalegrad"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn events(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn train(config: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    scalegrad(&args)
+}
+
+#[test]
+fn open_ended_demo_runs_end_to_end_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = reduced("open-ended-2-sg0.2.toml", tmp.path());
+    let out = tmp.path().join("results");
+    let run = out.join("open-ended/sg0.2");
+
+    // Interrupted after one step...
+    ok(&train(&config, &out, &["--max-steps", "1"]));
+    assert!(run.join("config.toml").exists(), "config written first");
+    assert!(run.join("checkpoints/step-0000001/model.bpk").exists());
+    std::fs::remove_file(run.join("metrics.json")).unwrap();
+    // ...a second call must not silently start over or continue...
+    let refused = train(&config, &out, &["--max-steps", "2"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("--resume") && message.contains("--restart"),
+        "{message}"
+    );
+    // ...and --resume continues from step 1.
+    let resumed = train(&config, &out, &["--max-steps", "2", "--resume"]);
+    ok(&resumed);
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
+
+    let steps: Vec<u64> = events(&run)
+        .iter()
+        .filter(|e| e["event"] == "train")
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        vec![1, 2],
+        "one train event per step, none lost or repeated"
+    );
+
+    let metrics = json(&run.join("metrics.json"));
+    assert_eq!(metrics["experiment"], "open-ended");
+    assert_eq!(metrics["objective"]["kind"], "scalegrad");
+    assert_eq!(metrics["checkpoint"]["source"], "best");
+    assert_eq!(metrics["provenance"]["steps"], 2);
+    let o = &metrics["open_ended"];
+    assert_eq!(o["next_token"]["windows"], 2);
+    assert_eq!(o["next_token"]["metrics"]["positions"], 2 * 256);
+    let ppl = o["next_token"]["perplexity"].as_f64().unwrap();
+    // After two steps the model is close to uniform over the 4096-entry vocabulary.
+    assert!(ppl > 500.0 && ppl < 20000.0, "perplexity {ppl}");
+    let greedy = &o["continuations"][0];
+    assert_eq!(greedy["decoding"], "greedy");
+    assert_eq!(greedy["count"], 4);
+    assert_eq!(greedy["token"]["tokens"], 400);
+    for key in ["seq_rep_4", "uniq_seq"] {
+        assert!(greedy["token"][key].is_number(), "{key} in {greedy}");
+        assert!(greedy["human_token"][key].is_number(), "human {key}");
+    }
+    assert!(run.join("best/config.json").exists() && run.join("best/tokenizer.json").exists());
+    let samples = std::fs::read_to_string(run.join("samples.jsonl")).unwrap();
+    assert_eq!(samples.lines().count(), 4);
+
+    // A finished run is not redone.
+    let again = train(&config, &out, &[]);
+    ok(&again);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is finished"));
+}
+
+#[test]
+fn summarization_demo_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = reduced("summarization-2-sg0.8.toml", tmp.path());
+    let out = tmp.path().join("results");
+    ok(&train(&config, &out, &["--max-steps", "2"]));
+    let run = out.join("summarization/sg0.8");
+    let metrics = json(&run.join("metrics.json"));
+    let s = &metrics["summarization"];
+    assert_eq!(s["examples"], 4);
+    assert_eq!(s["rouge"]["count"], 4);
+    assert_eq!(s["rouge"]["use_stemmer"], true);
+    for t in ["rouge1", "rouge2", "rougeL", "rougeLsum"] {
+        let f = s["rouge"][t]["fmeasure"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f), "{t} = {f}");
+    }
+    assert_eq!(s["generation"]["num_beams"], 4);
+    assert!(s["references"]["novel"][1].as_f64().unwrap() > 0.0);
+    let valid: Vec<Value> = events(&run)
+        .into_iter()
+        .filter(|e| e["event"] == "valid")
+        .collect();
+    assert_eq!(valid.len(), 1);
+    assert!(run.join("best/model.safetensors").exists());
+}
+
+#[test]
+fn the_before_fine_tuning_row_evaluates_without_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = reduced("open-ended-0-before.toml", tmp.path());
+    let out = tmp.path().join("results");
+    ok(&train(&config, &out, &[]));
+    let run = out.join("open-ended/before");
+    let metrics = json(&run.join("metrics.json"));
+    assert_eq!(metrics["checkpoint"]["source"], "initial");
+    assert_eq!(metrics["provenance"]["steps"], 0);
+    assert!(!run.join("checkpoints").exists());
+}
+
+#[test]
+fn bad_configs_fail_before_any_work_naming_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("\ngamma = 0.2", "\ngamma = 2.0", "objective.gamma"),
+        ("block_size = 128", "block_size = 4096", "data.block_size"),
+        ("block_size = 128", "block_size = 128\ncolour = 1", "colour"),
+        (
+            "config = \"demo\"",
+            "config = \"demo\"\ntrain_split = \"nope\"",
+            "nope",
+        ),
+    ];
+    for (from, to, needle) in cases {
+        let path = tmp.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            demo_config("open-ended-2-sg0.2.toml").replacen(from, to, 1),
+        )
+        .unwrap();
+        let out = train(&path, &tmp.path().join("results"), &[]);
+        assert!(!out.status.success(), "{to} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml") || needle == "nope", "{err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let run = tmp.path().join("results/open-ended/sg0.2");
+        assert!(!run.join("checkpoints").exists(), "work started for {to}");
+    }
+}
+
+/// One training step and a short decode on wgpu (Mesa's software Vulkan in CI), so the
+/// GPU code path is exercised by every CI run.
+#[cfg(feature = "wgpu")]
+#[test]
+fn one_train_step_and_decode_on_wgpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(reduced("open-ended-2-sg0.2.toml", tmp.path()))
+        .unwrap()
+        .replace("max_windows = 2", "max_windows = 1")
+        .replace("max_continuations = 4", "max_continuations = 2")
+        .replace("continuation_len = 100", "continuation_len = 8")
+        .replace("max_valid_examples = 8", "max_valid_examples = 2");
+    let path = tmp.path().join("wgpu.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = tmp.path().join("results");
+    ok(&train(
+        &path,
+        &out,
+        &["--max-steps", "1", "--backend", "wgpu"],
+    ));
+    let metrics = json(&out.join("open-ended/sg0.2/metrics.json"));
+    assert_eq!(metrics["provenance"]["backend"], "wgpu");
+    assert_eq!(
+        metrics["open_ended"]["continuations"][0]["token"]["tokens"],
+        16
+    );
+    assert!(
+        metrics["open_ended"]["next_token"]["perplexity"]
+            .as_f64()
+            .unwrap()
+            .is_finite()
+    );
+}

@@ -1,0 +1,147 @@
+//! `scalegrad info`: the compiled backends, and `--check` on the flex backend (always
+//! compiled in tests; checking only it keeps these tests fast even in builds that also
+//! carry wgpu, whose first check compiles shaders for minutes on software Vulkan).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn scalegrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scalegrad"))
+        .args(args)
+        .output()
+        .expect("run scalegrad")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not one JSON object ({err}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn compiled_backends() -> Vec<String> {
+    let out = scalegrad(&["info", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&out)["backends"]
+        .as_array()
+        .expect("backends is an array")
+        .iter()
+        .map(|b| b.as_str().expect("backend names are strings").to_owned())
+        .collect()
+}
+
+#[test]
+fn json_lists_flex_and_the_crate_version_without_running_checks() {
+    let out = scalegrad(&["info", "--json"]);
+    assert!(out.status.success());
+    let info = json_of(&out);
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        compiled_backends().contains(&"flex".to_owned()),
+        "flex missing from {info}"
+    );
+    assert!(
+        info.get("checks").is_none(),
+        "checks ran without --check: {info}"
+    );
+}
+
+#[test]
+fn flex_check_matches_the_host_reference_and_reports_device_and_timings() {
+    let out = scalegrad(&["info", "--check", "--json", "--backend", "flex"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = json_of(&out);
+    let checks = info["checks"].as_array().expect("checks is an array");
+    assert_eq!(checks.len(), 1, "only flex was asked for: {info}");
+    let flex = &checks[0];
+    assert_eq!(flex["backend"], "flex");
+    assert_eq!(flex["ok"], true, "{flex}");
+    assert!(flex["error"].is_null(), "{flex}");
+    let device = flex["device"].as_str().expect("device is reported");
+    assert!(device.contains("Flex"), "device={device}");
+
+    // The loss of uniform-ish logits over 100 tokens with gamma 0.2 is about
+    // ln(100) ± a few nats; what matters is that it is finite and agrees with the host.
+    let loss = flex["loss"].as_f64().expect("loss is reported");
+    assert!(loss.is_finite() && loss > 0.0, "loss={loss}");
+    for (name, tolerance) in [("matmul", 1e-5), ("loss", 1e-6), ("gradient", 1e-5)] {
+        let error = flex["errors"][name].as_f64().expect("error is reported");
+        assert!(
+            error <= tolerance,
+            "{name} error {error} > {tolerance} on flex"
+        );
+    }
+
+    let total = flex["ms"].as_f64().expect("ms");
+    let mut steps = 0.0;
+    for step in [
+        "init_ms",
+        "matmul_cold_ms",
+        "matmul_warm_ms",
+        "loss_backward_ms",
+    ] {
+        let ms = flex["steps"][step].as_f64().expect("every step completed");
+        assert!(ms >= 0.0, "{step}={ms}");
+        steps += ms;
+    }
+    assert!(
+        steps <= total,
+        "steps sum to {steps} ms, more than the total {total} ms"
+    );
+}
+
+#[test]
+fn checking_a_backend_that_is_not_compiled_fails_with_the_rebuild_command() {
+    let compiled = compiled_backends();
+    let missing = ["cuda", "tch", "ndarray", "wgpu"]
+        .into_iter()
+        .find(|b| !compiled.iter().any(|c| c == b))
+        .expect("a test build never has every backend");
+    let out = scalegrad(&["info", "--check", "--json", "--backend", missing]);
+    assert!(!out.status.success(), "checking {missing} should fail");
+    let info = json_of(&out);
+    let check = &info["checks"][0];
+    assert_eq!(check["backend"], missing);
+    assert_eq!(check["ok"], false);
+    let error = check["error"].as_str().expect("error is reported");
+    assert!(
+        error.contains(&format!("--features {missing}")),
+        "error names no fix: {error}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("backend check failed for {missing}")),
+        "stderr={stderr}"
+    );
+}
+
+#[test]
+fn text_check_prints_one_status_line_per_backend() {
+    let out = scalegrad(&["info", "--check", "--backend", "flex", "--backend", "flex"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("flex ")).collect();
+    assert_eq!(status_lines.len(), 1, "flex is checked once: {stdout}");
+    assert!(status_lines[0].contains(" ok "), "{stdout}");
+    assert!(stdout.contains("device: Device<Flex"), "{stdout}");
+}
+
+#[test]
+fn backend_filter_without_check_is_a_usage_error() {
+    let out = scalegrad(&["info", "--backend", "flex"]);
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--check"), "stderr={stderr}");
+}

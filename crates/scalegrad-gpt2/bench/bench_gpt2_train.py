@@ -1,0 +1,45 @@
+"""Reference side of `cargo xtask bench gpt2-train`: PyTorch + transformers, 2 threads.
+
+Mirrors examples/bench_gpt2_train.rs: the distilgpt2 architecture with random weights
+in training mode (dropout on), `GPT2LMHeadModel(ids, labels=ids).loss`, backward,
+`torch.optim.AdamW(lr=2e-5)` (weight decay 0.01, eps 1e-8), at 1x128 and 4x128. The
+first step is a warm-up; the median of the others is reported as tokens per second.
+Stock glibc settings, as REFERENCE.md section 6 states.
+"""
+import json
+import sys
+import time
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+torch.set_num_threads(2)
+
+
+def main():
+    quick = "--quick" in sys.argv
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=6)  # distilgpt2: GPT-2 small with 6 layers
+    for batch, length, steps in [(1, 128, 3 if quick else 6), (4, 128, 2 if quick else 4)]:
+        model = GPT2LMHeadModel(config).train()
+        optim = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-8)
+        ids = torch.tensor([(i * 7919 + 13) % 50257 for i in range(batch * length)]).reshape(batch, length)
+        times = []
+        for step in range(steps + 1):
+            start = time.perf_counter()
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+            elapsed = time.perf_counter() - start
+            if step > 0:
+                times.append(elapsed)
+            print(f"{batch}x{length} step {step}: {elapsed:.3f} s", file=sys.stderr)
+        times.sort()
+        median = times[len(times) // 2]
+        print(json.dumps({"case": f"{batch}x{length}", "metric": "tokens_per_s",
+                          "value": round(batch * length / median, 2), "better": "higher"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
