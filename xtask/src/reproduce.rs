@@ -44,6 +44,10 @@ pub struct Args {
     /// Only list the runs that would be executed.
     #[arg(long)]
     dry_run: bool,
+    /// Runs at once: the experiments' chains side by side (default: 2 on the CPU
+    /// backends, 1 on GPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Pass `--max-steps N` to every run (a smoke test of the wiring, used by CI); the
     /// runs go to OUT/<preset>-smoke<N> and always start over.
     #[arg(long)]
@@ -177,8 +181,85 @@ pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let cli = build_cli(&args.backend)?;
     let total = runs.len();
+    let jobs = args.jobs.unwrap_or(match args.backend.as_str() {
+        // burn's CPU backends keep about one core busy on these small models, so the two
+        // experiments' chains run side by side; a GPU is better left to one run at a time.
+        "flex" | "ndarray" => 2,
+        _ => 1,
+    });
+    // One chain per experiment, each run in file-name order (the "before" run first).
+    let mut chains: Vec<Vec<(usize, &RunEntry)>> = Vec::new();
     for (i, r) in runs.iter().enumerate() {
-        let run_dir = preset_out.join(&r.experiment).join(&r.name);
+        match chains
+            .iter_mut()
+            .find(|c| c[0].1.experiment == r.experiment)
+        {
+            Some(chain) => chain.push((i, r)),
+            None => chains.push(vec![(i, r)]),
+        }
+    }
+    let context = RunContext {
+        cli: &cli,
+        args: &args,
+        preset_out: &preset_out,
+        total,
+        prefixed: jobs > 1 && chains.len() > 1,
+    };
+    if context.prefixed {
+        eprintln!(
+            "running the {} experiments side by side; each line is prefixed with its run",
+            chains.len()
+        );
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = chains
+                .iter()
+                .map(|chain| scope.spawn(|| context.run_chain(chain)))
+                .collect();
+            let mut errors = handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("a reproduce worker panicked").err());
+            let first = errors.next();
+            // The first failure is returned; any other is printed here.
+            for other in errors {
+                eprintln!("error: {other:#}");
+            }
+            first.map_or(Ok(()), Err)
+        })?;
+    } else {
+        for chain in &chains {
+            context.run_chain(chain)?;
+        }
+    }
+    eprintln!(
+        "all {total} runs done in {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    crate::report::write_report(&preset_out, &args.preset)?;
+    Ok(())
+}
+
+/// What every run of a reproduce call shares.
+struct RunContext<'a> {
+    cli: &'a Path,
+    args: &'a Args,
+    preset_out: &'a Path,
+    total: usize,
+    /// Several runs at once: capture each run's output and prefix its lines.
+    prefixed: bool,
+}
+
+impl RunContext<'_> {
+    /// Runs one experiment's configs in order; stops at the first failure.
+    fn run_chain(&self, chain: &[(usize, &RunEntry)]) -> Result<()> {
+        for &(i, r) in chain {
+            self.run_one(i, r)?;
+        }
+        Ok(())
+    }
+
+    fn run_one(&self, i: usize, r: &RunEntry) -> Result<()> {
+        let (args, total) = (self.args, self.total);
+        let run_dir = self.preset_out.join(&r.experiment).join(&r.name);
         if run_dir.join("metrics.json").exists() && args.max_steps.is_none() {
             eprintln!(
                 "[{}/{total}] {}/{}: finished, skipping",
@@ -186,7 +267,7 @@ pub fn run(args: Args) -> Result<()> {
                 r.experiment,
                 r.name
             );
-            continue;
+            return Ok(());
         }
         eprintln!(
             "[{}/{total}] {}/{} ({})",
@@ -195,13 +276,13 @@ pub fn run(args: Args) -> Result<()> {
             r.name,
             run_state(&run_dir)
         );
-        let mut cmd = Command::new(&cli);
+        let mut cmd = Command::new(self.cli);
         cmd.current_dir(root())
             .arg("train")
             .arg("--config")
             .arg(&r.path)
             .arg("--out")
-            .arg(&preset_out)
+            .arg(self.preset_out)
             .arg("--backend")
             .arg(&args.backend);
         if let Some(steps) = args.max_steps {
@@ -217,14 +298,49 @@ pub fn run(args: Args) -> Result<()> {
                 cmd.env(key, value);
             }
         }
-        spawn(&mut cmd)
-            .with_context(|| format!("run {}/{} ({})", r.experiment, r.name, r.path.display()))?;
+        let what = || format!("run {}/{} ({})", r.experiment, r.name, r.path.display());
+        if self.prefixed {
+            run_prefixed(&mut cmd, &format!("{}/{}", r.experiment, r.name)).with_context(what)
+        } else {
+            spawn(&mut cmd).with_context(what)
+        }
     }
-    eprintln!(
-        "all {total} runs done in {:.1} min",
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    crate::report::write_report(&preset_out, &args.preset)?;
+}
+
+/// Runs `cmd` with its standard output and error captured, printing every line to our
+/// standard error behind `[label]`. The child sees pipes, so its progress is plain lines.
+fn run_prefixed(cmd: &mut Command, label: &str) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    eprintln!("[{label}] $ {}", crate::util::describe(cmd));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{}`", crate::util::describe(cmd)))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    std::thread::scope(|scope| {
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            scope.spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(|l| l.ok()) {
+                    // Progress bars redraw with carriage returns; keep the last state.
+                    let line = line.rsplit('\r').next().unwrap_or_default();
+                    if !line.trim().is_empty() {
+                        eprintln!("[{label}] {line}");
+                    }
+                }
+            });
+        }
+    });
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", crate::util::describe(cmd));
+    }
     Ok(())
 }
 

@@ -11,6 +11,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// burn's CPU backend allocates and frees tensors of many megabytes at every step. glibc
+/// serves those with fresh `mmap`s and returns them at once, so each step pays page
+/// faults for all its activations again; mimalloc keeps freed pages for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Train and evaluate text generators with ScaleGrad (Lin et al., ICML 2021).
 #[derive(Debug, Parser)]
 #[command(name = "scalegrad", version, about, propagate_version = true)]
