@@ -11,6 +11,10 @@
 //!
 //! Usage: `cargo run --release -p scalegrad-bert2bert --example bench_b2b_beam [-- --quick]`.
 
+/// The `scalegrad` binary's allocator, so the figures are what a training run sees.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -8,6 +8,10 @@
 //!
 //! Usage: `cargo run --release -p scalegrad-bert2bert --example bench_b2b_train [-- --quick]`.
 
+/// The `scalegrad` binary's allocator, so the figures are what a training run sees.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};

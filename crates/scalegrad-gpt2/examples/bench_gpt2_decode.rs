@@ -8,6 +8,10 @@
 //!
 //! Usage: `cargo run --release -p scalegrad-gpt2 --example bench_gpt2_decode [-- --quick]`.
 
+/// The `scalegrad` binary's allocator, so the figures are what a training run sees.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::tensor::Device;
