@@ -636,6 +636,13 @@ fn samples_table(
     Ok(())
 }
 
+/// `path` relative to the workspace root when it lies inside it.
+fn relative_to_root(path: &str) -> String {
+    Path::new(path)
+        .strip_prefix(root())
+        .map_or_else(|_| path.to_string(), |p| p.display().to_string())
+}
+
 fn provenance_section<'a>(md: &mut String, runs: impl Iterator<Item = &'a Run>) -> Result<()> {
     writeln!(md, "## Provenance\n")?;
     writeln!(
@@ -650,7 +657,7 @@ fn provenance_section<'a>(md: &mut String, runs: impl Iterator<Item = &'a Run>) 
             "| {}/{} | `{}` | `{}` | {} | {} | {} | {} s | {} | {} s |",
             r.metrics["experiment"].as_str().unwrap_or(""),
             r.name,
-            p["config_file"].as_str().unwrap_or(""),
+            relative_to_root(p["config_file"].as_str().unwrap_or("")),
             p["git_revision"].as_str().unwrap_or("unknown"),
             p["backend"].as_str().unwrap_or(""),
             p["device"].as_str().unwrap_or(""),
@@ -677,4 +684,139 @@ fn continuation<'a>(open_ended: &'a Value, decoding: &str) -> Option<&'a Value> 
         .as_array()?
         .iter()
         .find(|c| c["decoding"] == decoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Copies the committed demo run folders (metrics, logs and samples of a real
+    /// `cargo xtask reproduce all --preset demo`, checkpoints left out) to a temporary
+    /// preset folder.
+    fn demo_preset() -> tempfile::TempDir {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let path = entry.unwrap().path();
+                let target = to.join(path.file_name().unwrap());
+                if path.is_dir() {
+                    copy(&path, &target);
+                } else {
+                    std::fs::copy(&path, &target).unwrap();
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        copy(&root().join("xtask/fixtures/demo-run"), dir.path());
+        dir
+    }
+
+    fn metric(run: &str, pointer: &str) -> f64 {
+        let path = root()
+            .join("xtask/fixtures/demo-run")
+            .join(run)
+            .join("metrics.json");
+        let metrics: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        metrics.pointer(pointer).and_then(Value::as_f64).unwrap()
+    }
+
+    #[test]
+    fn the_report_puts_every_run_and_the_papers_direction_side_by_side() {
+        let preset = demo_preset();
+        write_report(preset.path(), "demo").unwrap();
+        let md = std::fs::read_to_string(preset.path().join("REPORT.md")).unwrap();
+
+        // Rows in the order before, MLE, ScaleGrad, human, with the runs' own numbers.
+        let row = |label: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {label} |")))
+                .unwrap_or_else(|| panic!("no row `{label}` in\n{md}"))
+        };
+        let mle_ppl = metric("open-ended/mle", "/open_ended/next_token/perplexity");
+        let sg_ppl = metric("open-ended/sg0.2", "/open_ended/next_token/perplexity");
+        assert!(
+            row("MLE").contains(&format!("| {mle_ppl:.2} |")),
+            "{}",
+            row("MLE")
+        );
+        assert!(row("ScaleGrad γ=0.2").contains(&format!("| {sg_ppl:.2} |")));
+        let order: Vec<usize> = [
+            "| before fine-tuning |",
+            "| MLE |",
+            "| ScaleGrad γ=0.2 |",
+            "| human |",
+        ]
+        .iter()
+        .map(|label| md.find(label).unwrap_or_else(|| panic!("{label} missing")))
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+
+        // The paper's direction beside ours, decided from the numbers.
+        let mle_rep = metric(
+            "open-ended/mle",
+            "/open_ended/continuations/0/token/seq_rep_4",
+        );
+        let sg_rep = metric(
+            "open-ended/sg0.2",
+            "/open_ended/continuations/0/token/seq_rep_4",
+        );
+        let direction = md
+            .lines()
+            .find(|l| l.starts_with("| seq-rep-4 | lower"))
+            .expect("direction row");
+        assert!(
+            direction.contains(&format!("| {mle_rep:.3} | {sg_rep:.3} |")),
+            "{direction}"
+        );
+        let expected = if sg_rep < mle_rep {
+            "| yes |"
+        } else {
+            "| no |"
+        };
+        assert!(direction.ends_with(expected), "{direction}");
+
+        // ROUGE with its bootstrap interval, in percent.
+        let r2 = metric(
+            "summarization/sg0.8",
+            "/summarization/rouge/rouge2/fmeasure",
+        );
+        assert!(row("ScaleGrad γ=0.8").contains(&format!("{:.2} [", r2 * 100.0)));
+
+        // Provenance names the config relative to the repository and every run.
+        for run in ["open-ended/before", "open-ended/mle", "summarization/sg0.8"] {
+            assert!(md.contains(&format!("| {run} |")), "{run}");
+        }
+        assert!(md.contains("| `configs/demo/open-ended-1-mle.toml` |"));
+
+        // Figures exist in both formats and are referenced.
+        for figure in [
+            "open-ended-loss",
+            "open-ended-seq-rep-4",
+            "summarization-loss",
+            "summarization-rouge2",
+        ] {
+            for ext in ["png", "svg"] {
+                let path = preset
+                    .path()
+                    .join("figures")
+                    .join(format!("{figure}.{ext}"));
+                assert!(
+                    std::fs::metadata(&path).unwrap().len() > 1000,
+                    "{}",
+                    path.display()
+                );
+            }
+            assert!(md.contains(&format!("figures/{figure}.png")), "{figure}");
+        }
+    }
+
+    #[test]
+    fn an_empty_preset_is_an_error_naming_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_report(dir.path(), "demo").unwrap_err().to_string();
+        assert!(
+            err.contains("cargo xtask reproduce all --preset demo"),
+            "{err}"
+        );
+    }
 }

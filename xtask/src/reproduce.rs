@@ -276,11 +276,14 @@ impl RunContext<'_> {
             r.name,
             run_state(&run_dir)
         );
+        // Relative to the workspace root (the child's directory), so the provenance
+        // recorded in metrics.json does not depend on where the clone lives.
+        let config = r.path.strip_prefix(root()).unwrap_or(&r.path);
         let mut cmd = Command::new(self.cli);
         cmd.current_dir(root())
             .arg("train")
             .arg("--config")
-            .arg(&r.path)
+            .arg(config)
             .arg("--out")
             .arg(self.preset_out)
             .arg("--backend")

@@ -74,15 +74,16 @@ fn out_of_range_values_name_their_key() {
     let cases = [
         ("\ngamma = 0.2", "\ngamma = 1.5", "objective.gamma"),
         ("\ngamma = 0.2", "\ngamma = 0.0", "objective.gamma"),
-        ("lr = 1e-3", "lr = -1.0", "optimizer.lr"),
+        // The old value stays behind as a comment, so the demo's value may change.
+        ("\nlr = ", "\nlr = -1.0 # ", "optimizer.lr"),
         (
             "batch_size = 16\neval_every",
             "batch_size = 0\neval_every",
             "training.batch_size",
         ),
         (
-            "warmup_steps = 40",
-            "warmup_steps = 4000",
+            "\nwarmup_steps = ",
+            "\nwarmup_steps = 4000 # ",
             "optimizer.warmup_steps",
         ),
         (
