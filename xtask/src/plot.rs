@@ -204,13 +204,14 @@ impl Figure for Bars<'_> {
             .fold(0.0f64, f64::max)
             .max(1e-6)
             * 1.15;
+        // plotters makes `(0..k).into_segmented()` hold k + 1 segments, one per bar here.
         let n = bars.len().max(1);
         let mut chart = ChartBuilder::on(area)
             .caption(self.title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(60)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
             .map_err(|e| anyhow!("{e:?}"))?;
         chart
             .configure_mesh()

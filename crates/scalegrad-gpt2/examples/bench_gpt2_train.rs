@@ -7,7 +7,9 @@
 //! defaults, which the Python side uses). The first step is a warm-up; the median of
 //! the others is reported as tokens per second (`batch * len / seconds`).
 //!
-//! Usage: `cargo run --release -p scalegrad-gpt2 --example bench_gpt2_train [-- --quick]`.
+//! Usage: `cargo run --release -p scalegrad-gpt2 --example bench_gpt2_train [-- --quick]`;
+//! `--features bench-ndarray` and `-- --backend ndarray` run the same steps on burn's
+//! ndarray backend (cases are then labelled `ndarray 1x128`, ...).
 
 /// The `scalegrad` binary's allocator, so the figures are what a training run sees.
 #[global_allocator]
@@ -21,8 +23,21 @@ use scalegrad_gpt2::{Gpt2Config, shift_for_next_token};
 use scalegrad_loss::ScaleGradConfig;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let device = Device::flex().autodiff();
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let backend = args
+        .iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .map_or("flex", String::as_str);
+    let (device, label) = match backend {
+        "flex" => (Device::flex(), ""),
+        #[cfg(feature = "bench-ndarray")]
+        #[allow(deprecated)]
+        "ndarray" => (Device::ndarray(), "ndarray "),
+        other => panic!("backend `{other}` is not compiled in (ndarray: --features bench-ndarray)"),
+    };
+    let device = device.autodiff();
     device.seed(0);
     let config = Gpt2Config::distilgpt2();
     let loss_fn = ScaleGradConfig::new(1.0).init();
@@ -59,7 +74,7 @@ fn main() {
         let median = times[times.len() / 2];
         let tokens_per_s = (batch * len) as f64 / median;
         println!(
-            r#"{{"case": "{batch}x{len}", "metric": "tokens_per_s", "value": {tokens_per_s:.2}, "better": "higher"}}"#
+            r#"{{"case": "{label}{batch}x{len}", "metric": "tokens_per_s", "value": {tokens_per_s:.2}, "better": "higher"}}"#
         );
     }
 }
