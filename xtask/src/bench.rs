@@ -69,10 +69,10 @@ const SPECS: &[Spec] = &[
         ],
     },
     Spec {
-        // scalegrad-gpt2: distilgpt2-architecture train step (fwd, CE, bwd, AdamW) on flex.
+        // distilgpt2-architecture train step (fwd, CE, bwd, the training loop's AdamW) on flex.
         name: "gpt2-train",
         about: "distilgpt2 train step (forward, CE, backward, AdamW) tokens/s: flex vs PyTorch",
-        package: "scalegrad-gpt2",
+        package: "scalegrad-train",
         example: "bench_gpt2_train",
         python: Some("crates/scalegrad-gpt2/bench/bench_gpt2_train.py"),
         last_known: &[
@@ -103,10 +103,10 @@ const SPECS: &[Spec] = &[
         last_known: &[],
     },
     Spec {
-        // scalegrad-bert2bert: bert-small2bert-small train step (fwd, CE, bwd, AdamW) on flex.
+        // bert-small2bert-small train step (fwd, CE, bwd, the training loop's AdamW) on flex.
         name: "b2b-train",
         about: "bert2bert-small train step, sources 512 + targets 128: flex vs PyTorch",
-        package: "scalegrad-bert2bert",
+        package: "scalegrad-train",
         example: "bench_b2b_train",
         python: Some("crates/scalegrad-bert2bert/bench/bench_b2b_train.py"),
         last_known: &[

@@ -1,6 +1,6 @@
 """Reference side of `cargo xtask bench b2b-train`: PyTorch + transformers on 2 threads.
 
-Mirrors examples/bench_b2b_train.rs: the bert-small2bert-small architecture
+Mirrors crates/scalegrad-train/examples/bench_b2b_train.rs: the bert-small2bert-small architecture
 (EncoderDecoderModel, random weights, train mode so dropout is on), sources of 512 tokens,
 labels of 128 tokens, cross-entropy with ignore_index -100, backward and an AdamW step.
 Cases `train {B}x512+128` for B = 1 and 4; metrics `s` (median seconds per step) and

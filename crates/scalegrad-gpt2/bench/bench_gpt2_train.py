@@ -1,6 +1,6 @@
 """Reference side of `cargo xtask bench gpt2-train`: PyTorch + transformers, 2 threads.
 
-Mirrors examples/bench_gpt2_train.rs: the distilgpt2 architecture with random weights
+Mirrors crates/scalegrad-train/examples/bench_gpt2_train.rs: the distilgpt2 architecture with random weights
 in training mode (dropout on), `GPT2LMHeadModel(ids, labels=ids).loss`, backward,
 `torch.optim.AdamW(lr=2e-5)` (weight decay 0.01, eps 1e-8), at 1x128 and 4x128. The
 first step is a warm-up; the median of the others is reported as tokens per second.

@@ -34,6 +34,7 @@ use tokenizers::Tokenizer;
 use crate::checkpoint::write_atomic;
 use crate::config::{ConfigError, Experiment, RunConfig};
 use crate::open_ended::{self, LmTask, OpenEndedEval};
+use crate::optim::AdamWUpdate;
 use crate::summarization::{self, SummarizationEval, SummarizationTask};
 use crate::trainer::{self, TrainOutcome, TrainSpec, best_dir};
 
@@ -440,6 +441,7 @@ fn open_ended_run(
                 objective,
                 max_steps: opts.max_steps,
                 resume: opts.resume,
+                update: AdamWUpdate::for_backend(&opts.backend),
             },
         )?;
         let (best, _) = Gpt2::from_pretrained(best_dir(dir), &opts.device)?;
@@ -620,6 +622,7 @@ fn summarization_run(
                 objective,
                 max_steps: opts.max_steps,
                 resume: opts.resume,
+                update: AdamWUpdate::for_backend(&opts.backend),
             },
         )?;
         let loaded = scalegrad_bert2bert::load_pretrained(&best_dir(dir), &opts.device)?;

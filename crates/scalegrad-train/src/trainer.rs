@@ -22,7 +22,7 @@ use scalegrad_loss::Objective;
 use crate::checkpoint::{self, Best, TrainState};
 use crate::config::{RunConfig, SelectBy};
 use crate::log::{Event, Progress, RunLog};
-use crate::optim::{adamw, clip_global_norm, global_norm};
+use crate::optim::{AdamWUpdate, adamw, clip_global_norm, global_norm};
 use crate::schedule::Schedule;
 
 /// A failure of the loop, with what the user can do about it.
@@ -101,6 +101,9 @@ pub struct TrainSpec<'a> {
     pub max_steps: Option<usize>,
     /// Continue from the newest checkpoint in the run folder.
     pub resume: bool,
+    /// How the optimiser computes updates (pick by backend with
+    /// [`AdamWUpdate::for_backend`]).
+    pub update: AdamWUpdate,
 }
 
 /// The outcome of a training run.
@@ -135,7 +138,7 @@ pub fn train<T: Task>(
     };
 
     std::fs::create_dir_all(spec.run_dir)?;
-    let mut optimizer = adamw(opt);
+    let mut optimizer = adamw(opt, spec.update);
     let mut model = model;
     let mut state = TrainState::default();
     if spec.resume

@@ -14,6 +14,7 @@ use scalegrad_train::checkpoint;
 use scalegrad_train::config::RunConfig;
 use scalegrad_train::log::{Event, read_events};
 use scalegrad_train::open_ended::LmTask;
+use scalegrad_train::optim::AdamWUpdate;
 use scalegrad_train::trainer::{Task, TrainError, TrainSpec, Validation, train};
 
 const VOCAB: usize = 50;
@@ -79,6 +80,7 @@ fn spec<'a>(
         objective: config.objective.init(Some(-100)).unwrap(),
         max_steps,
         resume,
+        update: AdamWUpdate::Host,
     }
 }
 
@@ -231,7 +233,7 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let latest = checkpoint::latest(&dir).unwrap().unwrap();
     assert!(latest.ends_with("step-0000003"));
     // The checkpoint is complete and loads.
-    let optimizer = scalegrad_train::optim::adamw(&config.optimizer);
+    let optimizer = scalegrad_train::optim::adamw(&config.optimizer, AdamWUpdate::Host);
     let (_, _, state) = checkpoint::load(&latest, model(&device), optimizer).unwrap();
     assert_eq!(state.step, 3);
 }

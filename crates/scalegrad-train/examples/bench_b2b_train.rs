@@ -1,12 +1,14 @@
 //! The Rust side of `cargo xtask bench b2b-train`: one training step of the
 //! bert-small2bert-small architecture (random weights) on `flex`: forward, cross-entropy
-//! (scalegrad-loss with gamma = 1, padding ignored), backward and an AdamW update.
+//! (scalegrad-loss with gamma = 1, padding ignored), backward and an AdamW update
+//! (lr 1e-4, weight decay 1e-4, as the Python side) through the training loop's
+//! optimiser (`scalegrad_train::optim::adamw`, host update path as on every CPU backend).
 //!
 //! Cases `train {B}x512+128`: B sources of 512 tokens and B targets of 128 tokens.
 //! Metrics: `s` (median seconds per step) and `tokens_per_s` (B * (512 + 128) / s).
 //! One warm-up step, then the median of 3 steps (1 with `--quick`).
 //!
-//! Usage: `cargo run --release -p scalegrad-bert2bert --example bench_b2b_train [-- --quick]`.
+//! Usage: `cargo run --release -p scalegrad-train --example bench_b2b_train [-- --quick]`.
 
 /// The `scalegrad` binary's allocator, so the figures are what a training run sees.
 #[global_allocator]
@@ -14,10 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use scalegrad_bert2bert::{Bert2BertConfig, shift_tokens_right};
 use scalegrad_loss::ScaleGradConfig;
+use scalegrad_train::config::OptimizerSection;
+use scalegrad_train::optim::{AdamWUpdate, adamw};
 
 const SOURCE: usize = 512;
 const TARGET: usize = 128;
@@ -52,7 +56,9 @@ fn main() {
         .init();
     for batch in [1usize, 4] {
         let mut model = config.init(&device);
-        let mut optim = AdamWConfig::new().init();
+        let optim_config: OptimizerSection =
+            toml::from_str("lr = 1e-4\nweight_decay = 1e-4").expect("valid section");
+        let mut optim = adamw(&optim_config, AdamWUpdate::Host);
         let source = ids(batch, SOURCE, 1, &device);
         let mask = Tensor::<2, Int>::ones([batch, SOURCE], &device);
         let labels = ids(batch, TARGET, 2, &device);
