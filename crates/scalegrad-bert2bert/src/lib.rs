@@ -38,6 +38,7 @@ pub mod attention;
 mod config;
 mod dropout;
 mod error;
+mod few_rows;
 mod generate;
 mod loader;
 pub mod model;

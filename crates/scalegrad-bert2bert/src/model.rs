@@ -23,6 +23,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
 use crate::dropout::dropout;
+use crate::few_rows;
 
 /// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
 pub(crate) fn normal_init(std: f64) -> Initializer {
@@ -142,8 +143,8 @@ impl FeedForward {
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let act = HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu);
-        let h = activate(act, self.intermediate.forward(x.clone()));
-        let h = dropout(&self.dropout, self.output.forward(h));
+        let h = activate(act, few_rows::linear(&self.intermediate, x.clone()));
+        let h = dropout(&self.dropout, few_rows::linear(&self.output, h));
         self.norm.forward(x + h)
     }
 }
@@ -261,10 +262,10 @@ impl DecoderLayer {
         let [n, t, h] = x.dims();
         let sources = kv.0.dims()[0];
         let attention = &self.cross_attn.attention;
-        let q = attention.query.forward(x);
+        let q = few_rows::linear(&attention.query, x);
         let q = attention.split(q.reshape([sources, n / sources * t, h]));
         let context = attention.attend(q, kv.0.clone(), kv.1.clone(), bias, false);
-        let out = attention.output.forward(Attention::merge(context));
+        let out = few_rows::linear(&attention.output, Attention::merge(context));
         out.reshape([n, t, h])
     }
 
@@ -280,15 +281,16 @@ impl DecoderLayer {
         let a = match cached {
             None => attention.self_attention(x.clone(), self_bias, true),
             Some(slot) => {
-                let q = attention.split(attention.query.forward(x.clone()));
-                let (k, v) = attention.key_value(x.clone());
+                let q = attention.split(few_rows::linear(&attention.query, x.clone()));
+                let k = attention.split(few_rows::linear(&attention.key, x.clone()));
+                let v = attention.split(few_rows::linear(&attention.value, x.clone()));
                 let (k, v) = match slot.take() {
                     Some((k0, v0)) => (Tensor::cat(vec![k0, k], 2), Tensor::cat(vec![v0, v], 2)),
                     None => (k, v),
                 };
                 *slot = Some((k.clone(), v.clone()));
                 let context = attention.attend(q, k, v, self_bias, true);
-                attention.output.forward(Attention::merge(context))
+                few_rows::linear(&attention.output, Attention::merge(context))
             }
         };
         let x = self.self_attn.residual(x, a);

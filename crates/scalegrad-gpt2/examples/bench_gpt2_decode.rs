@@ -6,7 +6,8 @@
 //! whole `generate` call (prefill included). The first run is a warm-up; the median of
 //! the others is reported as new tokens per second (`batch * 100 / seconds`).
 //!
-//! Usage: `cargo run --release -p scalegrad-gpt2 --example bench_gpt2_decode [-- --quick]`.
+//! Usage: `cargo run --release -p scalegrad-gpt2 --example bench_gpt2_decode [-- --quick]
+//! [--batch N]` (`--batch` runs that batch size only, for profiling).
 
 /// The `scalegrad` binary's allocator, so the figures are what a training run sees.
 #[global_allocator]
@@ -26,7 +27,14 @@ fn main() {
     device.seed(0);
     let model = Gpt2Config::distilgpt2().init(&device);
     let config = GenerationConfig::greedy(NEW_TOKENS);
-    for batch in [1usize, 8] {
+    let args: Vec<String> = std::env::args().collect();
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--batch")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("--batch takes a number"));
+    let batches = only.map_or(vec![1usize, 8], |n| vec![n]);
+    for batch in batches {
         let prompts: Vec<Vec<u32>> = (0..batch)
             .map(|b| {
                 (0..PREFIX)

@@ -24,7 +24,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
 use crate::cache::LayerCache;
-use crate::decode_weights::BlockWeights;
+use crate::decode_weights::{BlockWeights, linear};
 
 /// Value written over masked attention scores before the softmax in the explicit
 /// paths. Finite, as in transformers (`torch.finfo(dtype).min`), so that a query whose
@@ -106,7 +106,7 @@ impl Attention {
         let head_dim = width / self.n_head;
         let qkv = match fast {
             Some(weights) => weights.qkv.forward(x),
-            None => self.qkv.forward(x),
+            None => linear(&self.qkv, x),
         };
         let mut parts = qkv.chunk(3, 2).into_iter().map(|part| {
             part.reshape([batch, len, self.n_head, head_dim])
@@ -135,7 +135,7 @@ impl Attention {
             .reshape([batch, len, heads * head_dim]);
         let projected = match fast {
             Some(weights) => weights.attn_proj.forward(merged),
-            None => self.proj.forward(merged),
+            None => linear(&self.proj, merged),
         };
         self.resid_dropout.forward(projected)
     }

@@ -23,7 +23,7 @@ use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::KvCache;
 use crate::config::{Activation, Gpt2Config};
-use crate::decode_weights::{BlockWeights, DecodeWeights};
+use crate::decode_weights::{BlockWeights, DecodeWeights, linear, matmul_transposed};
 
 /// Below this many positions the LM head multiplies in the `wte @ hidden^T` orientation.
 const LM_HEAD_FEW_ROWS: usize = 32;
@@ -45,7 +45,7 @@ impl Mlp {
     fn forward(&self, x: Tensor<3>, fast: Option<&BlockWeights>) -> Tensor<3> {
         let x = match fast {
             Some(weights) => weights.fc.forward(x),
-            None => self.fc.forward(x),
+            None => linear(&self.fc, x),
         };
         let x = match self.activation {
             Activation::GeluNew | Activation::GeluPytorchTanh => gelu_new(x),
@@ -54,7 +54,7 @@ impl Mlp {
         };
         let x = match fast {
             Some(weights) => weights.mlp_proj.forward(x),
-            None => self.proj.forward(x),
+            None => linear(&self.proj, x),
         };
         self.dropout.forward(x)
     }
@@ -279,9 +279,10 @@ impl Gpt2 {
         // One matrix product with the transposed embedding, read in place (a view). For a
         // few rows (decoding) `(wte @ hidden^T)^T` is the faster orientation on CPU: the
         // kernels stream the large [vocab, n_embd] operand once instead of packing it for
-        // a short left-hand side (3x faster at 8 rows on flex, equal from about 32).
+        // a short left-hand side (3x faster at 8 rows on flex, equal from about 32); below
+        // 4 rows the vocabulary is split over threads (see `decode_weights`).
         let logits = if rows < LM_HEAD_FEW_ROWS {
-            weight.matmul(hidden.transpose()).transpose()
+            matmul_transposed(hidden, &weight)
         } else {
             hidden.matmul(weight.transpose())
         };

@@ -141,8 +141,16 @@ impl Optimizer for FusedAdamW {
             .expect(slice)
             .par_chunks_mut(HOST_CHUNK)
             .zip(grad.as_slice::<f32>().expect(slice).par_chunks(HOST_CHUNK))
-            .zip(m.as_mut_slice::<f32>().expect(slice).par_chunks_mut(HOST_CHUNK))
-            .zip(v.as_mut_slice::<f32>().expect(slice).par_chunks_mut(HOST_CHUNK))
+            .zip(
+                m.as_mut_slice::<f32>()
+                    .expect(slice)
+                    .par_chunks_mut(HOST_CHUNK),
+            )
+            .zip(
+                v.as_mut_slice::<f32>()
+                    .expect(slice)
+                    .par_chunks_mut(HOST_CHUNK),
+            )
             .for_each(|(((p, g), m), v)| {
                 for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
                     *m = b1 * *m + (1.0 - b1) * g;
@@ -427,7 +435,11 @@ mod tests {
         let config: OptimizerSection = toml::from_str("lr = 0.05").unwrap();
         let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, -2.0, 0.5], [1, 3]), &device);
         let grads_of = |model: &WithNorm| {
-            let loss = model.norm.forward(model.a.forward(x.clone())).square().sum();
+            let loss = model
+                .norm
+                .forward(model.a.forward(x.clone()))
+                .square()
+                .sum();
             GradientsParams::from_grads(loss.backward(), model)
         };
         let mut host = adamw(&config, AdamWUpdate::Host);
