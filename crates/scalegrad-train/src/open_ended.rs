@@ -88,28 +88,16 @@ impl Task for LmTask<'_> {
         let n = self
             .max_valid
             .map_or(self.valid.len(), |m| m.min(self.valid.len()));
-        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
-        for start in (0..n).step_by(self.batch_size) {
-            let indices: Vec<usize> = (start..(start + self.batch_size).min(n)).collect();
-            let batch = collate_lm(&self.valid, indices);
-            let (logits, targets) = self.forward(model, &batch, &device);
-            let out = self.objective.forward_detailed(logits, targets);
-            let sums = Tensor::cat(vec![out.token_loss.sum(), out.nll.sum(), out.count], 0)
-                .into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .map_err(|e| format!("reading validation sums: {e:?}"))?;
-            loss += sums[0];
-            nll += sums[1];
-            count += sums[2];
-        }
-        if count == 0.0 {
-            return Err("the validation split has no windows; lower data.block_size".into());
-        }
-        Ok(Validation {
-            loss: loss / count,
-            nll: nll / count,
-        })
+        Validation::over_batches(
+            n,
+            self.batch_size,
+            "the validation split has no windows; lower data.block_size",
+            |indices| {
+                let batch = collate_lm(&self.valid, indices);
+                let (logits, targets) = self.forward(model, &batch, &device);
+                self.objective.forward_detailed(logits, targets)
+            },
+        )
     }
 
     fn save_best(&self, model: &Gpt2, dir: &std::path::Path) -> Result<(), String> {

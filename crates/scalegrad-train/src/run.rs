@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use burn::module::Module;
 use burn::tensor::Device;
-use scalegrad_bert2bert::{Bert2Bert, Bert2BertConfig, GenerationSettings};
+use scalegrad_bert2bert::{Bert2BertConfig, GenerationSettings};
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::lm::{LastWindow, WindowConfig};
 use scalegrad_data::reader::read_columns;
@@ -117,6 +117,23 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
+}
+
+/// The model to evaluate: `model` itself (in evaluation mode) for an `eval_only` run,
+/// otherwise the best checkpoint of training it as `spec` says, read back with
+/// `load_best` on the evaluation device. Returns the training outcome too.
+fn train_unless_eval_only<T: trainer::Task>(
+    task: &T,
+    model: T::Model,
+    spec: TrainSpec<'_>,
+    load_best: impl FnOnce(&Path) -> Result<T::Model>,
+) -> Result<(Option<TrainOutcome>, T::Model)> {
+    if spec.config.run.eval_only {
+        return Ok((None, model.valid()));
+    }
+    let run_dir = spec.run_dir;
+    let outcome = trainer::train(task, model, spec)?;
+    Ok((Some(outcome), load_best(&best_dir(run_dir))?))
 }
 
 /// Runs a config to completion and returns its run folder.
@@ -428,25 +445,20 @@ fn open_ended_run(
         epoch_cache: RefCell::new(None),
     };
 
-    let (train, model) = if config.run.eval_only {
-        (None, model.valid())
-    } else {
-        let outcome = trainer::train(
-            &task,
-            model,
-            TrainSpec {
-                config,
-                run_dir: dir,
-                device: train_device.clone(),
-                objective,
-                max_steps: opts.max_steps,
-                resume: opts.resume,
-                update: AdamWUpdate::for_backend(&opts.backend),
-            },
-        )?;
-        let (best, _) = Gpt2::from_pretrained(best_dir(dir), &opts.device)?;
-        (Some(outcome), best)
-    };
+    let (train, model) = train_unless_eval_only(
+        &task,
+        model,
+        TrainSpec {
+            config,
+            run_dir: dir,
+            device: train_device.clone(),
+            objective,
+            max_steps: opts.max_steps,
+            resume: opts.resume,
+            update: AdamWUpdate::for_backend(&opts.backend),
+        },
+        |best| Ok(Gpt2::from_pretrained(best, &opts.device)?.0),
+    )?;
 
     let started = Instant::now();
     let e = &config.evaluation;
@@ -609,25 +621,20 @@ fn summarization_run(
         epoch_cache: RefCell::new(None),
     };
 
-    let (train, model): (Option<TrainOutcome>, Bert2Bert) = if config.run.eval_only {
-        (None, model.valid())
-    } else {
-        let outcome = trainer::train(
-            &task,
-            model,
-            TrainSpec {
-                config,
-                run_dir: dir,
-                device: train_device.clone(),
-                objective,
-                max_steps: opts.max_steps,
-                resume: opts.resume,
-                update: AdamWUpdate::for_backend(&opts.backend),
-            },
-        )?;
-        let loaded = scalegrad_bert2bert::load_pretrained(&best_dir(dir), &opts.device)?;
-        (Some(outcome), loaded.model)
-    };
+    let (train, model) = train_unless_eval_only(
+        &task,
+        model,
+        TrainSpec {
+            config,
+            run_dir: dir,
+            device: train_device.clone(),
+            objective,
+            max_steps: opts.max_steps,
+            resume: opts.resume,
+            update: AdamWUpdate::for_backend(&opts.backend),
+        },
+        |best| Ok(scalegrad_bert2bert::load_pretrained(best, &opts.device)?.model),
+    )?;
 
     let e = &config.evaluation;
     let mut generation = generation.resolve()?;

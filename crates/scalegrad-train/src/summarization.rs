@@ -106,28 +106,16 @@ impl Task for SummarizationTask<'_> {
         let n = self
             .max_valid
             .map_or(self.valid.len(), |m| m.min(self.valid.len()));
-        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
-        for start in (0..n).step_by(self.batch_size) {
-            let indices: Vec<usize> = (start..(start + self.batch_size).min(n)).collect();
-            let batch = collate(&self.valid, indices, self.pad_id);
-            let (logits, labels) = self.forward(model, &batch, &device);
-            let out = self.objective.forward_detailed(logits, labels);
-            let sums = Tensor::cat(vec![out.token_loss.sum(), out.nll.sum(), out.count], 0)
-                .into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .map_err(|e| format!("reading validation sums: {e:?}"))?;
-            loss += sums[0];
-            nll += sums[1];
-            count += sums[2];
-        }
-        if count == 0.0 {
-            return Err("the validation split has no examples".into());
-        }
-        Ok(Validation {
-            loss: loss / count,
-            nll: nll / count,
-        })
+        Validation::over_batches(
+            n,
+            self.batch_size,
+            "the validation split has no examples",
+            |indices| {
+                let batch = collate(&self.valid, indices, self.pad_id);
+                let (logits, labels) = self.forward(model, &batch, &device);
+                self.objective.forward_detailed(logits, labels)
+            },
+        )
     }
 
     fn save_best(&self, model: &Bert2Bert, dir: &Path) -> Result<(), String> {

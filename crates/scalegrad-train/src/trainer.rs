@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
-use scalegrad_loss::Objective;
+use scalegrad_loss::{LossOutput, Objective};
 
 use crate::checkpoint::{self, Best, TrainState};
 use crate::config::{RunConfig, SelectBy};
@@ -60,6 +60,40 @@ pub struct Validation {
     pub loss: f64,
     /// Mean negative log-likelihood per scored token.
     pub nll: f64,
+}
+
+impl Validation {
+    /// Mean objective and negative log-likelihood per scored token over the first `n`
+    /// validation examples, in batches of `batch_size`; `batch_loss` gives the
+    /// objective's terms for the examples at the given indices. `empty` is the error when
+    /// no token is scored.
+    pub fn over_batches(
+        n: usize,
+        batch_size: usize,
+        empty: &str,
+        mut batch_loss: impl FnMut(Vec<usize>) -> LossOutput,
+    ) -> Result<Self, String> {
+        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
+        for start in (0..n).step_by(batch_size.max(1)) {
+            let out = batch_loss((start..(start + batch_size).min(n)).collect());
+            // One host read per batch.
+            let sums = Tensor::cat(vec![out.token_loss.sum(), out.nll.sum(), out.count], 0)
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .map_err(|e| format!("reading validation sums: {e:?}"))?;
+            loss += sums[0];
+            nll += sums[1];
+            count += sums[2];
+        }
+        if count == 0.0 {
+            return Err(empty.to_string());
+        }
+        Ok(Self {
+            loss: loss / count,
+            nll: nll / count,
+        })
+    }
 }
 
 /// What the loop needs from a task (open-ended or summarisation).

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::tokenizer::load_tokenizer;
 use scalegrad_gpt2::{GenerationConfig, Gpt2, Strategy, generate};
 
+use super::progress::ItemProgress;
 use crate::backend::DeviceArgs;
 
 /// How the next token is chosen.
@@ -191,7 +191,7 @@ pub fn run(args: Args) -> Result<()> {
         encoded.push(encoding.get_ids().to_vec());
     }
 
-    let progress = Progress::new(prompts.len(), prompts.len() > args.batch_size);
+    let progress = ItemProgress::new(prompts.len(), "prompts", prompts.len() > args.batch_size);
     for (batch_index, (texts, ids)) in prompts
         .chunks(args.batch_size)
         .zip(encoded.chunks(args.batch_size))
@@ -200,7 +200,7 @@ pub fn run(args: Args) -> Result<()> {
         let first = batch_index * args.batch_size;
         let outputs = generate(&model, ids, &config)
             .with_context(|| format!("generating for prompts {first}..{}", first + ids.len()))?;
-        progress.bar.suspend(|| -> Result<()> {
+        progress.suspend(|| -> Result<()> {
             for ((text, prompt_ids), output) in texts.iter().zip(ids).zip(&outputs) {
                 let continuation = tokenizer
                     .decode(&output.tokens, true)
@@ -224,46 +224,6 @@ pub fn run(args: Args) -> Result<()> {
         })?;
         progress.advance(texts.len());
     }
-    progress.bar.finish_and_clear();
+    progress.finish();
     Ok(())
-}
-
-/// Progress over several batches on stderr: a bar with rate and ETA on a terminal, a
-/// plain line per batch otherwise, nothing for a single batch.
-struct Progress {
-    bar: ProgressBar,
-    plain: bool,
-    shown: bool,
-}
-
-impl Progress {
-    fn new(prompts: usize, shown: bool) -> Self {
-        let bar = ProgressBar::new(prompts as u64);
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        if !(shown && terminal) {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} prompts, {per_sec}, ETA {eta}")
-                .expect("valid template"),
-        );
-        Self {
-            bar,
-            plain: shown && !terminal,
-            shown,
-        }
-    }
-
-    fn advance(&self, done: usize) {
-        self.bar.inc(done as u64);
-        if self.shown && self.plain {
-            let elapsed = self.bar.elapsed().as_secs_f64();
-            eprintln!(
-                "{}/{} prompts ({:.1} prompts/s)",
-                self.bar.position(),
-                self.bar.length().unwrap_or(0),
-                self.bar.position() as f64 / elapsed.max(1e-9)
-            );
-        }
-    }
 }

@@ -4,6 +4,7 @@ mod data;
 mod fetch;
 mod generate;
 mod info;
+mod progress;
 mod rouge;
 mod summarize;
 mod train;

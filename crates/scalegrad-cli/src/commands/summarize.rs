@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::{Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scalegrad_bert2bert::{EarlyStopping, GenerationConfig, generate, load_pretrained};
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::reader::read_columns;
 use scalegrad_data::tokenizer::load_tokenizer;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::progress::ItemProgress;
 use crate::backend::DeviceArgs;
 
 /// Arguments of `scalegrad summarize`.
@@ -265,13 +265,13 @@ pub fn run(args: Args) -> Result<()> {
 
     let sources = tokenize(&tokenizer, &articles, max_source)?;
     let pad = loaded.config.encoder.pad_token_id.unwrap_or(0);
-    let progress = Progress::new(articles.len(), articles.len() > args.batch_size);
+    let progress = ItemProgress::new(articles.len(), "articles", articles.len() > args.batch_size);
     for (batch_index, batch) in sources.chunks(args.batch_size).enumerate() {
         let first = batch_index * args.batch_size;
         let (ids, mask) = batch_tensors(batch, pad, &device);
         let outputs = generate(&loaded.model, ids, Some(mask), &config)
             .with_context(|| format!("summarising articles {first}..{}", first + batch.len()))?;
-        progress.bar.suspend(|| -> Result<()> {
+        progress.suspend(|| -> Result<()> {
             for (i, (source, output)) in batch.iter().zip(&outputs).enumerate() {
                 let summary = tokenizer
                     .decode(&output.tokens, true)
@@ -295,42 +295,6 @@ pub fn run(args: Args) -> Result<()> {
         })?;
         progress.advance(batch.len());
     }
-    progress.bar.finish_and_clear();
+    progress.finish();
     Ok(())
-}
-
-/// Progress over several batches on stderr: a bar with rate and ETA on a terminal, a
-/// plain line per batch otherwise, nothing for a single batch.
-struct Progress {
-    bar: ProgressBar,
-    plain: bool,
-}
-
-impl Progress {
-    fn new(articles: usize, shown: bool) -> Self {
-        let bar = ProgressBar::new(articles as u64);
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        if !(shown && terminal) {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} articles, {per_sec}, ETA {eta}")
-                .expect("valid template"),
-        );
-        Self {
-            bar,
-            plain: shown && !terminal,
-        }
-    }
-
-    fn advance(&self, done: usize) {
-        self.bar.inc(done as u64);
-        if self.plain {
-            let (pos, len) = (self.bar.position(), self.bar.length().unwrap_or(0));
-            let elapsed = self.bar.elapsed().as_secs_f64();
-            let rate = pos as f64 / elapsed.max(1e-9);
-            let eta = (len - pos) as f64 / rate.max(1e-9);
-            eprintln!("{pos}/{len} articles, {rate:.2}/s, ETA {eta:.0} s");
-        }
-    }
 }
