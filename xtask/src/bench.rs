@@ -185,6 +185,9 @@ pub fn run(args: Args) -> Result<()> {
 
     let ours_out = output(
         cargo()
+            // The `scalegrad` binary's allocator setting (see its `keep_freed_memory`);
+            // the examples use the same allocator.
+            .env("MIMALLOC_PURGE_DELAY", "-1")
             .args(["run", "--release", "--quiet", "-p", spec.package])
             .args(["--example", spec.example, "--"])
             .args(&args.extra),
