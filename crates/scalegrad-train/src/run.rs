@@ -26,6 +26,7 @@ use scalegrad_data::{
     SummarizationSet, TokenizeOptions, TokenizeSpec, TokenizedSplit, tokenize_files,
 };
 use scalegrad_gpt2::{Gpt2, Gpt2Config};
+use scalegrad_loss::Objective;
 use scalegrad_metrics::BootstrapConfig;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -116,6 +117,26 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |e| RunError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
+    }
+}
+
+/// What [`trainer::train`] needs for `config`'s run in `dir`, as `opts` ask (step cap,
+/// resumption, the optimiser's update path for the backend).
+fn train_spec<'a>(
+    opts: &RunOptions,
+    config: &'a RunConfig,
+    dir: &'a Path,
+    device: Device,
+    objective: Objective,
+) -> TrainSpec<'a> {
+    TrainSpec {
+        config,
+        run_dir: dir,
+        device,
+        objective,
+        max_steps: opts.max_steps,
+        resume: opts.resume,
+        update: AdamWUpdate::for_backend(&opts.backend),
     }
 }
 
@@ -448,15 +469,7 @@ fn open_ended_run(
     let (train, model) = train_unless_eval_only(
         &task,
         model,
-        TrainSpec {
-            config,
-            run_dir: dir,
-            device: train_device.clone(),
-            objective,
-            max_steps: opts.max_steps,
-            resume: opts.resume,
-            update: AdamWUpdate::for_backend(&opts.backend),
-        },
+        train_spec(opts, config, dir, train_device.clone(), objective),
         |best| Ok(Gpt2::from_pretrained(best, &opts.device)?.0),
     )?;
 
@@ -624,15 +637,7 @@ fn summarization_run(
     let (train, model) = train_unless_eval_only(
         &task,
         model,
-        TrainSpec {
-            config,
-            run_dir: dir,
-            device: train_device.clone(),
-            objective,
-            max_steps: opts.max_steps,
-            resume: opts.resume,
-            update: AdamWUpdate::for_backend(&opts.backend),
-        },
+        train_spec(opts, config, dir, train_device.clone(), objective),
         |best| Ok(scalegrad_bert2bert::load_pretrained(best, &opts.device)?.model),
     )?;
 
