@@ -19,8 +19,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::config::BertConfig;
-use crate::dropout::dropout;
 use crate::model::normal_init;
+use scalegrad_ops::dropout;
 
 /// The value added to the score of a hidden key (transformers' `torch.finfo(float32).min`).
 pub(crate) const MASKED: f32 = f32::MIN;
@@ -86,18 +86,18 @@ impl Attention {
     /// Keys and values of `states` (`[B, S, H]`), split into heads.
     pub fn key_value(&self, states: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
         (
-            self.split(self.key.forward(states.clone())),
-            self.split(self.value.forward(states)),
+            self.split(scalegrad_ops::linear(&self.key, states.clone())),
+            self.split(scalegrad_ops::linear(&self.value, states)),
         )
     }
 
     /// Full self-attention of `x` (`[B, T, H]`) with an optional additive mask and causal
     /// masking; returns the output projection (before dropout, residual and LayerNorm).
     pub fn self_attention(&self, x: Tensor<3>, bias: Option<Tensor<4>>, causal: bool) -> Tensor<3> {
-        let q = self.split(self.query.forward(x.clone()));
+        let q = self.split(scalegrad_ops::linear(&self.query, x.clone()));
         let (k, v) = self.key_value(x);
         let context = self.attend(q, k, v, bias, causal);
-        self.output.forward(Self::merge(context))
+        scalegrad_ops::linear(&self.output, Self::merge(context))
     }
 
     /// Scaled dot-product attention of `q` on `k`/`v` (all `[B, heads, *, d]`).

@@ -36,9 +36,7 @@
 
 pub mod attention;
 mod config;
-mod dropout;
 mod error;
-mod few_rows;
 mod generate;
 mod loader;
 pub mod model;

@@ -22,8 +22,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
-use crate::dropout::dropout;
-use crate::few_rows;
+use scalegrad_ops::dropout;
 
 /// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
 pub(crate) fn normal_init(std: f64) -> Initializer {
@@ -143,8 +142,8 @@ impl FeedForward {
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let act = HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu);
-        let h = activate(act, few_rows::linear(&self.intermediate, x.clone()));
-        let h = dropout(&self.dropout, few_rows::linear(&self.output, h));
+        let h = activate(act, scalegrad_ops::linear(&self.intermediate, x.clone()));
+        let h = dropout(&self.dropout, scalegrad_ops::linear(&self.output, h));
         self.norm.forward(x + h)
     }
 }
@@ -262,10 +261,10 @@ impl DecoderLayer {
         let [n, t, h] = x.dims();
         let sources = kv.0.dims()[0];
         let attention = &self.cross_attn.attention;
-        let q = few_rows::linear(&attention.query, x);
+        let q = scalegrad_ops::linear(&attention.query, x);
         let q = attention.split(q.reshape([sources, n / sources * t, h]));
         let context = attention.attend(q, kv.0.clone(), kv.1.clone(), bias, false);
-        let out = few_rows::linear(&attention.output, Attention::merge(context));
+        let out = scalegrad_ops::linear(&attention.output, Attention::merge(context));
         out.reshape([n, t, h])
     }
 
@@ -281,16 +280,16 @@ impl DecoderLayer {
         let a = match cached {
             None => attention.self_attention(x.clone(), self_bias, true),
             Some(slot) => {
-                let q = attention.split(few_rows::linear(&attention.query, x.clone()));
-                let k = attention.split(few_rows::linear(&attention.key, x.clone()));
-                let v = attention.split(few_rows::linear(&attention.value, x.clone()));
+                let q = attention.split(scalegrad_ops::linear(&attention.query, x.clone()));
+                let k = attention.split(scalegrad_ops::linear(&attention.key, x.clone()));
+                let v = attention.split(scalegrad_ops::linear(&attention.value, x.clone()));
                 let (k, v) = match slot.take() {
                     Some((k0, v0)) => (Tensor::cat(vec![k0, k], 2), Tensor::cat(vec![v0, v], 2)),
                     None => (k, v),
                 };
                 *slot = Some((k.clone(), v.clone()));
                 let context = attention.attend(q, k, v, self_bias, true);
-                few_rows::linear(&attention.output, Attention::merge(context))
+                scalegrad_ops::linear(&attention.output, Attention::merge(context))
             }
         };
         let x = self.self_attn.residual(x, a);
@@ -348,12 +347,17 @@ impl BertDecoder {
     /// Vocabulary logits of hidden states `h` (`[..., H]` → `[..., V]`).
     pub fn logits<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
         let act = HiddenAct::parse(&self.head.hidden_act).unwrap_or(HiddenAct::Gelu);
+        // On `[rows, H]`: single matrix products, not batched ones (see `scalegrad_ops::linear`).
+        let mut dims = h.dims();
+        let hidden = dims[D - 1];
+        let h = h.reshape([dims[..D - 1].iter().product::<usize>(), hidden]);
         let h = self
             .head
             .norm
             .forward(activate(act, self.head.transform.forward(h)));
         let embeddings = self.embeddings.word_embeddings.weight.val();
-        linear(h, embeddings.transpose(), Some(self.head.bias.val()))
+        dims[D - 1] = embeddings.dims()[0];
+        linear(h, embeddings.transpose(), Some(self.head.bias.val())).reshape(dims)
     }
 
     /// Teacher-forced logits `[B, T, V]` of decoder inputs `ids` (`[B, T]`, starting with the

@@ -23,8 +23,10 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
+use scalegrad_ops::{dropout, linear};
+
 use crate::cache::LayerCache;
-use crate::decode_weights::{BlockWeights, linear};
+use crate::decode_weights::BlockWeights;
 
 /// Value written over masked attention scores before the softmax in the explicit
 /// paths. Finite, as in transformers (`torch.finfo(dtype).min`), so that a query whose
@@ -137,11 +139,11 @@ impl Attention {
             Some(weights) => weights.attn_proj.forward(merged),
             None => linear(&self.proj, merged),
         };
-        self.resid_dropout.forward(projected)
+        dropout(&self.resid_dropout, projected)
     }
 
-    /// Whether the attention dropout will drop anything for this input (burn's Dropout
-    /// acts only on autodiff devices and while its training flag is on).
+    /// Whether the attention dropout will drop anything for this input (dropout acts
+    /// only on autodiff devices and while its training flag is on, as burn's `Dropout`).
     fn dropout_active(&self, input: &Tensor<4>) -> bool {
         self.attn_dropout.prob > 0.0
             && self.attn_dropout.training.is_enabled()
@@ -180,7 +182,7 @@ impl Attention {
             Some(m) => scores.mask_fill(m, MASKED_SCORE),
             None => scores,
         };
-        let probs = self.attn_dropout.forward(softmax(scores, 3));
+        let probs = dropout(&self.attn_dropout, softmax(scores, 3));
         probs.matmul(v)
     }
 }

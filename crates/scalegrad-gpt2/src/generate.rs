@@ -68,6 +68,16 @@ pub fn generate(
             )));
         }
     }
+    // Decoding runs on a worker of the rayon pool, so the matrix products that are split
+    // over the pool run one part on this thread instead of waking it up after every one.
+    rayon::scope(|_| decode(model, prompts, config))
+}
+
+fn decode(
+    model: &Gpt2,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+) -> Result<Vec<Generation>, Gpt2Error> {
     let batch = prompts.len();
     let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let pad = config

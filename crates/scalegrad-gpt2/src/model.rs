@@ -18,12 +18,13 @@ use burn::nn::{
 };
 use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use scalegrad_ops::{dropout, linear, matmul_transposed};
 
 use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::KvCache;
 use crate::config::{Activation, Gpt2Config};
-use crate::decode_weights::{BlockWeights, DecodeWeights, linear, matmul_transposed};
+use crate::decode_weights::{BlockWeights, DecodeWeights};
 
 /// Below this many positions the LM head multiplies in the `wte @ hidden^T` orientation.
 const LM_HEAD_FEW_ROWS: usize = 32;
@@ -56,7 +57,7 @@ impl Mlp {
             Some(weights) => weights.mlp_proj.forward(x),
             None => linear(&self.proj, x),
         };
-        self.dropout.forward(x)
+        dropout(&self.dropout, x)
     }
 }
 
@@ -292,7 +293,7 @@ impl Gpt2 {
     fn embed(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<3> {
         let tokens = self.token_embedding.forward(input_ids);
         let positions = self.position_embedding.forward(positions);
-        self.embedding_dropout.forward(tokens + positions)
+        dropout(&self.embedding_dropout, tokens + positions)
     }
 
     /// An empty key/value cache for `batch` rows and up to `capacity` positions

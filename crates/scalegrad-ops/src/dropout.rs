@@ -19,7 +19,7 @@ const CHUNK: usize = 1 << 20;
 
 /// Applies `dropout` to `x`: the identity unless the module is in training mode, its
 /// probability is positive and `x` lives on an autodiff device (burn's rule).
-pub(crate) fn dropout<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
+pub fn dropout<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     if !dropout.training.is_enabled() || dropout.prob == 0.0 || !x.device().is_autodiff() {
         return x;
     }
