@@ -189,6 +189,7 @@ pub fn run(args: Args) -> Result<()> {
             // the examples use the same allocator.
             .env("MIMALLOC_PURGE_DELAY", "-1")
             .args(["run", "--release", "--quiet", "-p", spec.package])
+            .args(crate::util::cpu_kernel_features(spec.package))
             .args(["--example", spec.example, "--"])
             .args(&args.extra),
     )?;

@@ -132,6 +132,7 @@ pub fn build_cli(backend: &str) -> Result<PathBuf> {
         "--features",
         features,
     ]);
+    cmd.args(crate::util::cpu_kernel_features("scalegrad-cli"));
     if backend == "tch" {
         for (key, value) in crate::libtorch::libtorch_env()? {
             cmd.env(key, value);

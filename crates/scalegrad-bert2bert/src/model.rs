@@ -433,10 +433,12 @@ impl BertDecoder {
             .norm
             .forward(activate(act, self.head.transform.forward(last)));
         // `E · hᵀ` rather than `h · Eᵀ`: with a few rows the product is bound by reading
-        // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand.
+        // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand
+        // (split over the threads where that is faster, see `scalegrad_ops::split_parts`).
         let embeddings = self.embeddings.word_embeddings.weight.val();
         let vocab = embeddings.dims()[0];
-        embeddings.matmul(last.transpose()).transpose() + self.head.bias.val().reshape([1, vocab])
+        scalegrad_ops::matmul_transposed(last, &embeddings)
+            + self.head.bias.val().reshape([1, vocab])
     }
 }
 

@@ -32,18 +32,43 @@ const BACKEND_PARALLEL_OPS: usize = 192 * 192 * 192;
 /// Weight elements per thread below which a split is not worth a task.
 const MIN_SPLIT: usize = 1 << 17;
 
+/// Rows per product up to which a product counts as a decoding step's.
+pub const FEW_ROWS: usize = 32;
+
 /// How many slices of a product of `rows` rows with a weight of `elements` elements to
-/// compute side by side on the rayon pool: one (no split) when the backend's kernels
-/// parallelise the product themselves (a matrix product of `192^3` multiply-adds or
-/// more; never a matrix-vector one), and on autodiff devices.
+/// compute side by side on the rayon pool (1: no split).
+///
+/// - On autodiff devices, never (training batches are not this small, and the graph is
+///   best built on one thread).
+/// - Matrix-vector products and products below `192^3` multiply-adds, which the backend
+///   runs on one thread: one slice per thread, unless the weight is too small to share.
+/// - Larger products of at most [`FEW_ROWS`] rows with gemm's AVX-512 kernels
+///   ([`avx512_kernels`](crate::avx512_kernels)): slices just below `192^3`
+///   multiply-adds, so that each runs on one thread, spread over the pool. gemm's own
+///   threading of such skinny products is slow with those kernels (distilgpt2 decoding at
+///   batch 8 on 2 cores: 147 new tokens/s with it, 165 with the slices). With its AVX2
+///   kernels the backend's threading is the faster (196 against 157), so it keeps them.
+/// - Anything larger: the backend's kernels, which use every core.
 pub fn split_parts(rows: usize, elements: usize, autodiff: bool) -> usize {
-    let backend_parallel = rows > 1 && rows * elements >= BACKEND_PARALLEL_OPS;
-    if backend_parallel || autodiff {
+    parts_for(rows, elements, autodiff, crate::avx512_kernels())
+}
+
+/// [`split_parts`] with the kernel family given.
+fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usize {
+    if autodiff {
         return 1;
     }
-    rayon::current_num_threads()
-        .min(elements / MIN_SPLIT)
-        .max(1)
+    let threads = rayon::current_num_threads();
+    let ops = rows * elements;
+    if rows == 1 || ops < BACKEND_PARALLEL_OPS {
+        return threads.min(elements / MIN_SPLIT).max(1);
+    }
+    if avx512 && rows <= FEW_ROWS {
+        return ops
+            .div_ceil(BACKEND_PARALLEL_OPS - 1)
+            .next_multiple_of(threads);
+    }
+    1
 }
 
 /// `x W + b` of a linear layer for `x` of `[batch, len, in]`: burn's `Linear::forward`
@@ -57,11 +82,18 @@ pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let rows = batch * len;
     let x = x.reshape([rows, d_in]);
     let parts = split_parts(rows, d_in * d_out, x.device().is_autodiff());
+    linear_in_parts(layer, x, parts).reshape([batch, len, d_out])
+}
+
+/// `x W + b` for `x` of `[rows, in]`, the input dimension cut into `parts` slices.
+fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
     if parts == 1 {
-        return layer.forward(x).reshape([batch, len, d_out]);
+        return layer.forward(x);
     }
+    let d_in = x.dims()[1];
+    let weight = layer.weight.val();
     let per_part = d_in.div_ceil(parts);
-    let out = (0..parts)
+    let out = (0..d_in.div_ceil(per_part))
         .into_par_iter()
         .map(|part| {
             let start = part * per_part;
@@ -72,11 +104,10 @@ pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
         })
         .reduce_with(|a, b| a + b)
         .expect("at least one part");
-    let out = match &layer.bias {
+    match &layer.bias {
         Some(bias) => out + bias.val().unsqueeze::<2>(),
         None => out,
-    };
-    out.reshape([batch, len, d_out])
+    }
 }
 
 /// `x weight^T` for `x` of `[rows, in]` and a row-major `weight` of `[out, in]`, as
@@ -87,11 +118,17 @@ pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
 pub fn matmul_transposed(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
     let [out, d_in] = weight.dims();
     let parts = split_parts(x.dims()[0], out * d_in, x.device().is_autodiff());
+    matmul_transposed_in_parts(x, weight, parts)
+}
+
+/// [`matmul_transposed`] with `weight`'s rows cut into `parts` slices.
+fn matmul_transposed_in_parts(x: Tensor<2>, weight: &Tensor<2>, parts: usize) -> Tensor<2> {
+    let out = weight.dims()[0];
     if parts == 1 {
         return weight.clone().matmul(x.transpose()).transpose();
     }
     let per_part = out.div_ceil(parts);
-    let slices: Vec<Tensor<2>> = (0..parts)
+    let slices: Vec<Tensor<2>> = (0..out.div_ceil(per_part))
         .into_par_iter()
         .map(|part| {
             let start = part * per_part;
@@ -204,5 +241,36 @@ mod tests {
             assert_eq!(split_parts(1, 64 * 64, false), 1, "too small to share");
             assert_eq!(split_parts(1, 768 * 768, false), 2);
         });
+    }
+
+    #[test]
+    fn few_rows_of_large_products_split_below_the_backend_threshold_with_avx512() {
+        two_threads(|| {
+            // 8 x 768 x 2304 = 2.0 x 192^3: four slices, two per thread.
+            assert_eq!(parts_for(8, 768 * 2304, false, true), 4);
+            // A GPT-2 LM head for 8 rows: an even number of slices below 192^3.
+            let parts = parts_for(8, 50257 * 768, false, true);
+            assert_eq!(parts % 2, 0);
+            assert!(8 * 50257 * 768 / parts < BACKEND_PARALLEL_OPS, "{parts}");
+            // More rows, AVX2 kernels, or autodiff: the backend's own threading.
+            assert_eq!(parts_for(FEW_ROWS + 1, 768 * 2304, false, true), 1);
+            assert_eq!(parts_for(8, 768 * 2304, false, false), 1);
+            assert_eq!(parts_for(8, 768 * 2304, true, true), 1);
+        });
+        // The slices compute the plain product, whatever their number.
+        let device = Device::flex();
+        let layer = layer_with_bias(768, 2304, &device);
+        let x = Tensor::<2>::random([8, 768], Distribution::Default, &device);
+        for parts in [4, 7, 44] {
+            let split = two_threads(|| linear_in_parts(&layer, x.clone(), parts));
+            assert!(max_diff(split, layer.forward(x.clone())) < 1e-4, "{parts}");
+        }
+        // GPT-2's initialisation scale, so the tolerance is one of rounding, not of size.
+        let weight = Tensor::<2>::random([2304, 768], Distribution::Normal(0.0, 0.02), &device);
+        for parts in [4, 44] {
+            let split = two_threads(|| matmul_transposed_in_parts(x.clone(), &weight, parts));
+            assert_eq!(split.dims(), [8, 2304]);
+            assert!(max_diff(split, x.clone().matmul(weight.clone().transpose())) < 1e-4);
+        }
     }
 }

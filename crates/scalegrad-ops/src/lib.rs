@@ -12,6 +12,10 @@
 //!   product per sequence), and the few-row products of decoding, which the backend
 //!   runs on one thread, are split over the rayon pool.
 //!
+//! With the `x86-v4` feature burn's CPU backend uses the `gemm` crate's AVX-512 kernels
+//! where the CPU has them ([`avx512_kernels`]), and the few-row rules follow what was
+//! measured for those kernels.
+//!
 //! Every function computes what the plain burn operation computes, on any device; the
 //! fast paths only change how (tests compare them).
 
@@ -19,4 +23,33 @@ mod dropout;
 mod few_rows;
 
 pub use dropout::dropout;
-pub use few_rows::{linear, matmul_transposed, split_parts};
+pub use few_rows::{FEW_ROWS, linear, matmul_transposed, split_parts};
+
+/// Whether burn's CPU matrix kernels run the `gemm` crate's AVX-512 code: this build has
+/// the `x86-v4` feature and the CPU has the AVX-512 subsets that gemm's x86-v4 level
+/// needs (F, BW, CD, DQ, VL). Decoding picks its product shapes by it: the fastest shapes
+/// of a few-row product differ between gemm's AVX2 and AVX-512 kernels (see
+/// [`split_parts`]).
+pub fn avx512_kernels() -> bool {
+    #[cfg(all(feature = "x86-v4", target_arch = "x86_64"))]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512cd")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(all(feature = "x86-v4", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(not(feature = "x86-v4"))]
+    fn avx512_kernels_need_the_feature() {
+        assert!(!super::avx512_kernels());
+    }
+}
