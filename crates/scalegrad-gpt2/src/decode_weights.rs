@@ -10,7 +10,9 @@
 //! [`scalegrad_ops::matmul_transposed`].
 //!
 //! [`generate`] builds the copies once per call when the batch has between
-//! [`MIN_ROWS`] and [`MAX_ROWS`] rows; they live only for that call, so they can never
+//! [`MIN_ROWS`] and [`MAX_ROWS`] rows and the backend uses gemm's AVX2 kernels (with its
+//! AVX-512 kernels the `[in, out]` orientation is the faster, see
+//! [`DecodeWeights::pays_off`]); they live only for that call, so they can never
 //! go stale.
 //!
 //! [`generate`]: crate::generate

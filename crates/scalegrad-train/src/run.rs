@@ -205,7 +205,7 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf> {
         config_file: opts.config_path.display().to_string(),
         git_revision: git_revision(),
         backend: opts.backend.clone(),
-        device: format!("{:?}", opts.device),
+        device: device_description(&opts.backend, &opts.device),
         steps: outcome.train.as_ref().map_or(0, |t| t.state.step),
         train_seconds: outcome
             .train
@@ -271,6 +271,18 @@ struct Outcome {
     /// `("open_ended" | "summarization", metrics)`.
     section: (&'static str, Value),
     samples: Vec<Value>,
+}
+
+/// The device as burn prints it, with the matrix kernels of the CPU backends (gemm's
+/// AVX-512 or AVX2 code), which change a CPU run's speed by a quarter.
+fn device_description(backend: &str, device: &Device) -> String {
+    match backend {
+        "flex" | "ndarray" if scalegrad_ops::avx512_kernels() => {
+            format!("{device:?}, gemm AVX-512 kernels")
+        }
+        "flex" | "ndarray" => format!("{device:?}, gemm without AVX-512"),
+        _ => format!("{device:?}"),
+    }
 }
 
 fn git_revision() -> String {
