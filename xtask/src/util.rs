@@ -75,9 +75,10 @@ pub fn describe(cmd: &Command) -> String {
 /// Cargo arguments that turn on the AVX-512 matrix kernels (the `x86-v4` feature, see
 /// `crates/scalegrad-ops`) for `package` when this is an x86-64 machine and the package
 /// has the feature. The kernels are picked at run time, so the binaries still run on
-/// CPUs without AVX-512; on this project's CPU they make a distilgpt2 train step about
-/// 25% faster (README, Backends). Plain `cargo build` and `cargo test` leave them out,
-/// which keeps test builds short.
+/// CPUs without AVX-512; on this project's CPU they make a distilgpt2 train step 16-26%
+/// faster (README, Backends), for about 3.5 more minutes of a fresh release build.
+/// `cargo xtask bench` always uses them, `cargo xtask reproduce` with `--avx512`; plain
+/// `cargo build` and `cargo test` leave them out, which keeps test builds short.
 pub fn cpu_kernel_features(package: &str) -> Vec<&'static str> {
     const WITH_FEATURE: [&str; 4] = [
         "scalegrad-cli",
