@@ -23,7 +23,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use scalegrad_ops::{dropout, linear};
+use scalegrad_ops::{dropout, dropout_active, linear};
 
 use crate::cache::LayerCache;
 use crate::decode_weights::BlockWeights;
@@ -66,7 +66,7 @@ impl Attention {
     pub(crate) fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let (q, k, v) = self.split_heads(x, None);
-        let context = if self.dropout_active(&q) {
+        let context = if dropout_active(&self.attn_dropout, &q.device()) {
             self.explicit_attention(q, k, v, mask, 0)
         } else {
             let options = AttentionModuleOptions {
@@ -140,14 +140,6 @@ impl Attention {
             None => linear(&self.proj, merged),
         };
         dropout(&self.resid_dropout, projected)
-    }
-
-    /// Whether the attention dropout will drop anything for this input (dropout acts
-    /// only on autodiff devices and while its training flag is on, as burn's `Dropout`).
-    fn dropout_active(&self, input: &Tensor<4>) -> bool {
-        self.attn_dropout.prob > 0.0
-            && self.attn_dropout.training.is_enabled()
-            && input.device().is_autodiff()
     }
 
     /// Scores, mask, softmax, dropout, weighted sum. `offset` is the number of keys

@@ -280,8 +280,8 @@ impl Gpt2 {
         // One matrix product with the transposed embedding, read in place (a view). For a
         // few rows (decoding) `(wte @ hidden^T)^T` is the faster orientation on CPU: the
         // kernels stream the large [vocab, n_embd] operand once instead of packing it for
-        // a short left-hand side (3x faster at 8 rows on flex, equal from about 32); for a
-        // single row the vocabulary is split over threads (see `decode_weights`).
+        // a short left-hand side (3x faster at 8 rows on flex, equal from about 32);
+        // `matmul_transposed` splits the vocabulary over the threads where that is faster.
         let logits = if rows < LM_HEAD_FEW_ROWS {
             matmul_transposed(hidden, &weight)
         } else {

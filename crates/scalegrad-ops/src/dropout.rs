@@ -12,18 +12,23 @@
 //! scaled by `1 / keep`, as in burn and PyTorch.
 
 use burn::nn::Dropout;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 /// Elements per independently seeded chunk (a chunk is one thread's work unit).
 const CHUNK: usize = 1 << 20;
 
-/// Applies `dropout` to `x`: the identity unless the module is in training mode, its
-/// probability is positive and `x` lives on an autodiff device (burn's rule).
+/// Whether `dropout` drops anything on `device`: the module is in training mode, its
+/// probability is positive and the device is an autodiff one (burn's rule).
+pub fn dropout_active(dropout: &Dropout, device: &Device) -> bool {
+    dropout.training.is_enabled() && dropout.prob > 0.0 && device.is_autodiff()
+}
+
+/// Applies `dropout` to `x`: the identity unless [`dropout_active`].
 pub fn dropout<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
-    if !dropout.training.is_enabled() || dropout.prob == 0.0 || !x.device().is_autodiff() {
+    let device = x.device();
+    if !dropout_active(dropout, &device) {
         return x;
     }
-    let device = x.device();
     // Two uniform draws from the device's generator make the 64-bit seed.
     let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device)
         .try_into_vec_as::<f64>()
@@ -103,7 +108,6 @@ impl Xoshiro {
 mod tests {
     use super::*;
     use burn::nn::DropoutConfig;
-    use burn::tensor::Device;
 
     #[test]
     fn mask_keeps_the_right_share_and_scales_kept_values() {

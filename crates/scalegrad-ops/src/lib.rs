@@ -22,7 +22,7 @@
 mod dropout;
 mod few_rows;
 
-pub use dropout::dropout;
+pub use dropout::{dropout, dropout_active};
 pub use few_rows::{FEW_ROWS, linear, matmul_transposed, split_parts};
 
 /// Whether burn's CPU matrix kernels run the `gemm` crate's AVX-512 code: this build has
