@@ -39,7 +39,20 @@ pub fn run(args: Args) -> Result<()> {
                 .args(["--", "-D", "warnings"]),
         )?;
     }
-    spawn(cargo().args(["test", "--workspace"]).args(features))
+    // The examples (benchmark programs and resave tools) are left out of the test build:
+    // clippy has checked them, and linking them would add 700 MB of debug executables,
+    // which once filled a CI machine's disk. `--doc` cannot be combined with target
+    // selection, so the doctests are a second invocation (it reuses every artifact).
+    spawn(
+        cargo()
+            .args(["test", "--workspace", "--lib", "--bins", "--tests"])
+            .args(features),
+    )?;
+    spawn(
+        cargo()
+            .args(["test", "--workspace", "--doc"])
+            .args(features),
+    )
 }
 
 /// Makes sure a Vulkan driver is present for the wgpu tests, installing Mesa's software

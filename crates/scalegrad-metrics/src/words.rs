@@ -6,7 +6,7 @@
 //! newline. In Python 3 (Unicode 14) `\w` is exactly the characters of general category
 //! L* or N* plus `_`, and `\s` is Unicode's White_Space plus the four separators
 //! U+001C..U+001F; we spell those classes out for the `regex` crate, whose own `\w`
-//! also includes combining marks and connector punctuation. `tests/word_tokenizer.rs`
+//! also includes combining marks and connector punctuation. `tests/suite/word_tokenizer.rs`
 //! checks the classification of every code point assigned in Unicode 14 and
 //! `re.findall` outputs on stress strings.
 //!

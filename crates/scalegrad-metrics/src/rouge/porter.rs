@@ -10,7 +10,7 @@
 //! parity as ours, but is a first release by one author; this port is about 250 lines,
 //! allocation-light on the ROUGE hot path, and proven on every word of a 170,000-word
 //! dictionary (plus the tokens rouge_score actually stems and 20,000 synthetic ones)
-//! by `tests/porter_parity.rs`.
+//! by `tests/suite/porter_parity.rs`.
 //!
 //! The code follows NLTK's structure rule for rule, including its quirks: a rule list
 //! stops at the first suffix that matches even when that rule's condition fails, and

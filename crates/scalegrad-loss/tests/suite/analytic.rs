@@ -1,6 +1,6 @@
 //! Properties checked against hand-worked values and against burn's own cross-entropy.
 
-mod common;
+use crate::common;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -1,6 +1,6 @@
 //! Model properties that do not need transformers: size, training behaviour, tying.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};

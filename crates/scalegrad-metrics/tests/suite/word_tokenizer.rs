@@ -1,6 +1,6 @@
 //! The `\w+|[^\w\s]|\n` word tokeniser against Python's `re` (fixtures/word_tokenizer.json).
 
-mod common;
+use crate::common;
 
 use scalegrad_metrics::{WordTokenizer, is_python_space_char, is_python_word_char};
 use serde_json::Value;

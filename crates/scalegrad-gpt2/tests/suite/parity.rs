@@ -1,7 +1,7 @@
 //! Parity with transformers' GPT2LMHeadModel on the fixture checkpoints
 //! (`fixtures/make_fixtures.py`): logits, losses and greedy continuations.
 
-mod common;
+use crate::common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Int, Tensor, TensorData};

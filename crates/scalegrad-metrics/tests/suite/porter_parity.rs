@@ -2,7 +2,7 @@
 //! Debian's `wamerican-large` list, the `[a-z0-9]` pieces rouge_score would stem, and
 //! synthetic tokens (see fixtures/make_fixtures.py).
 
-mod common;
+use crate::common;
 
 use scalegrad_metrics::PorterStemmer;
 

@@ -1,6 +1,6 @@
 //! Loading, saving and configuration errors.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

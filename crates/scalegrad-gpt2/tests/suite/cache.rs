@@ -1,7 +1,7 @@
 //! Incremental decoding with the key/value cache computes what the full forward pass
 //! computes, for unpadded, left-padded and right-padded batches.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Tensor};
 use common::*;

@@ -1,7 +1,7 @@
 //! The per-token decoding rules on 4-token toy rows: transformers' recorded outputs
 //! and hand-computed cases.
 
-mod common;
+use crate::common;
 
 use common::*;
 use scalegrad_gpt2::decoding::*;

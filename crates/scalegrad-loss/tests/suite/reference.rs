@@ -4,7 +4,7 @@
 //! dtype training uses). `reference_f64.rs` repeats the comparison in f64 with tight
 //! tolerances, for unlikelihood too, whose `1 - p` term is ill-conditioned in f32.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use common::{Batch, batches, masked_scalegrad, max_abs_diff, value_and_grad, values};

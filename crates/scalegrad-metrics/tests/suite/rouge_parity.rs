@@ -2,7 +2,7 @@
 //! fixtures/make_fixtures.py: every precision, recall and F of rouge1, rouge2, rougeL
 //! and rougeLsum, with and without the stemmer, for every pair.
 
-mod common;
+use crate::common;
 
 use scalegrad_metrics::{RougeScorer, RougeScores};
 use serde_json::Value;

@@ -1,0 +1,11 @@
+//! All of this crate's integration tests in one binary: each test file would otherwise be
+//! an executable of its own linking burn (up to 100 MB each in a debug build), which
+//! costs CI link time and disk. Run one part with
+//! `cargo test -p scalegrad-gpt2 --test suite MODULE`.
+
+mod cache;
+mod common;
+mod decoding;
+mod loading;
+mod model;
+mod parity;
