@@ -3,9 +3,9 @@
 //! here, so the cache is filled by hand exactly as huggingface_hub lays it out).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use serde_json::Value;
+use crate::common::{self, success_json};
 
 const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -14,30 +14,12 @@ fn data_fixtures() -> PathBuf {
 }
 
 fn scalegrad(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scalegrad"));
+    let mut cmd = common::scalegrad();
     cmd.args(args);
-    for var in [
-        "HF_HOME",
-        "HF_HUB_CACHE",
-        "HF_HUB_OFFLINE",
-        "HF_ENDPOINT",
-        "HF_TOKEN",
-    ] {
-        cmd.env_remove(var);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::run(&mut cmd)
 }
 
 /// An HF hub cache holding wikitext-2-raw-v1/test as the fixture parquet file.
@@ -78,7 +60,7 @@ fn stats_on_demo_wikitext_counts_windows_and_reuses_the_cache() {
         cache.to_str().unwrap(),
         "--json",
     ];
-    let first = json_of(&scalegrad(&args, &[]));
+    let first = success_json(&scalegrad(&args, &[]));
     assert_eq!(first["rows"], 1521);
     assert_eq!(first["origin"], "demo");
     let tokens = first["columns"][0]["tokens"].as_u64().unwrap();
@@ -89,7 +71,7 @@ fn stats_on_demo_wikitext_counts_windows_and_reuses_the_cache() {
     assert_eq!(first["cache"]["status"], "built");
     let path = first["cache"]["path"].as_str().unwrap().to_string();
     assert!(Path::new(&path).starts_with(&cache), "{path}");
-    let second = json_of(&scalegrad(&args, &[]));
+    let second = success_json(&scalegrad(&args, &[]));
     assert_eq!(second["cache"]["status"], "hit");
     assert_eq!(second["columns"], first["columns"]);
 }
@@ -118,7 +100,7 @@ fn stats_on_demo_cnn_dailymail_counts_examples_and_both_columns() {
         ],
         &[],
     );
-    let report = json_of(&out);
+    let report = success_json(&out);
     assert_eq!(report["examples"]["count"], 300);
     let names: Vec<&str> = report["columns"]
         .as_array()
@@ -151,7 +133,7 @@ fn hub_config_is_read_offline_from_hf_hub_cache_and_hf_home() {
         vec![("HF_HUB_CACHE", hub.as_path()), ("HF_HUB_OFFLINE", one)],
         vec![("HF_HOME", tmp.path()), ("HF_HUB_OFFLINE", one)],
     ] {
-        let report = json_of(&scalegrad(&args, &env));
+        let report = success_json(&scalegrad(&args, &env));
         assert_eq!(report["rows"], 20);
         assert_eq!(report["origin"], "hub");
         assert!(report["characters"]["text"].as_u64().unwrap() > 100);

@@ -3,8 +3,9 @@
 //! breaks: the demo configs with a few steps and small evaluation sets.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::common::{self, run, succeeded};
 use serde_json::Value;
 
 fn demo_config(name: &str) -> String {
@@ -32,20 +33,7 @@ fn reduced(name: &str, dir: &Path) -> PathBuf {
 }
 
 fn scalegrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scalegrad"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(common::scalegrad().args(args).env("HF_HUB_OFFLINE", "1"))
 }
 
 fn json(path: &Path) -> Value {
@@ -80,7 +68,7 @@ fn open_ended_demo_runs_end_to_end_and_resumes() {
     let run = out.join("open-ended/sg0.2");
 
     // Interrupted after one step...
-    ok(&train(&config, &out, &["--max-steps", "1"]));
+    succeeded(&train(&config, &out, &["--max-steps", "1"]));
     assert!(run.join("config.toml").exists(), "config written first");
     assert!(run.join("checkpoints/step-0000001/model.bpk").exists());
     std::fs::remove_file(run.join("metrics.json")).unwrap();
@@ -94,7 +82,7 @@ fn open_ended_demo_runs_end_to_end_and_resumes() {
     );
     // ...and --resume continues from step 1.
     let resumed = train(&config, &out, &["--max-steps", "2", "--resume"]);
-    ok(&resumed);
+    succeeded(&resumed);
     assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
 
     let steps: Vec<u64> = events(&run)
@@ -133,7 +121,7 @@ fn open_ended_demo_runs_end_to_end_and_resumes() {
 
     // A finished run is not redone.
     let again = train(&config, &out, &[]);
-    ok(&again);
+    succeeded(&again);
     assert!(String::from_utf8_lossy(&again.stderr).contains("is finished"));
 }
 
@@ -142,7 +130,7 @@ fn summarization_demo_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let config = reduced("summarization-2-sg0.8.toml", tmp.path());
     let out = tmp.path().join("results");
-    ok(&train(&config, &out, &["--max-steps", "2"]));
+    succeeded(&train(&config, &out, &["--max-steps", "2"]));
     let run = out.join("summarization/sg0.8");
     let metrics = json(&run.join("metrics.json"));
     let s = &metrics["summarization"];
@@ -168,7 +156,7 @@ fn the_before_fine_tuning_row_evaluates_without_training() {
     let tmp = tempfile::tempdir().unwrap();
     let config = reduced("open-ended-0-before.toml", tmp.path());
     let out = tmp.path().join("results");
-    ok(&train(&config, &out, &[]));
+    succeeded(&train(&config, &out, &[]));
     let run = out.join("open-ended/before");
     let metrics = json(&run.join("metrics.json"));
     assert_eq!(metrics["checkpoint"]["source"], "initial");
@@ -222,7 +210,7 @@ fn one_train_step_and_decode_on_wgpu() {
     let path = tmp.path().join("wgpu.toml");
     std::fs::write(&path, text).unwrap();
     let out = tmp.path().join("results");
-    ok(&train(
+    succeeded(&train(
         &path,
         &out,
         &["--max-steps", "1", "--backend", "wgpu"],

@@ -3,11 +3,10 @@
 //! batching changes nothing, and mistakes get errors that say what to fix.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::common::{self, failure, json_lines, scalegrad};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_scalegrad");
 
 fn gpt2_fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scalegrad-gpt2/fixtures")
@@ -33,29 +32,8 @@ fn expected_greedy(name: &str) -> Value {
         .clone()
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("generate")
-        .args(args)
-        .output()
-        .expect("run scalegrad")
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    assert!(
-        out.status.success(),
-        "scalegrad generate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
-}
-
-fn failure(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn generate(args: &[&str]) -> Output {
+    common::run(scalegrad().arg("generate").args(args))
 }
 
 #[test]
@@ -80,7 +58,7 @@ fn greedy_json_output_equals_transformers_generate() {
             "--json",
         ];
         args.extend(extra);
-        let lines = json_lines(&run(&args));
+        let lines = json_lines(&generate(&args));
         assert_eq!(lines.len(), 1);
         let line = &lines[0];
         assert_eq!(line["prompt"], prompt);
@@ -119,8 +97,8 @@ fn batch_size_does_not_change_the_output() {
         "8",
         "--json",
     ];
-    let one = json_lines(&run(&[&base[..], &["--batch-size", "1"]].concat()));
-    let all = json_lines(&run(&[&base[..], &["--batch-size", "3"]].concat()));
+    let one = json_lines(&generate(&[&base[..], &["--batch-size", "1"]].concat()));
+    let all = json_lines(&generate(&[&base[..], &["--batch-size", "3"]].concat()));
     assert_eq!(one.len(), 3, "empty lines are skipped");
     assert_eq!(one, all);
     assert_eq!(all[2]["prompt"], "Language");
@@ -146,14 +124,14 @@ fn seeded_sampling_is_reproducible_from_the_command_line() {
         "12",
         "--json",
     ];
-    assert_eq!(json_lines(&run(&args)), json_lines(&run(&args)));
+    assert_eq!(json_lines(&generate(&args)), json_lines(&generate(&args)));
 }
 
 #[test]
 fn text_output_prints_the_prompt_and_its_continuation() {
     let expected = expected_greedy("plain");
     let prompt = expected["prompt_text"].as_str().expect("prompt");
-    let out = run(&[
+    let out = generate(&[
         "--model",
         &model_dir(),
         "--prompt",
@@ -174,16 +152,23 @@ fn text_output_prints_the_prompt_and_its_continuation() {
 #[test]
 fn mistakes_are_errors_that_say_what_to_fix() {
     let model = model_dir();
-    let err = failure(&run(&["--model", "./no-such-model-dir", "--prompt", "x"]));
+    let err = failure(&generate(&[
+        "--model",
+        "./no-such-model-dir",
+        "--prompt",
+        "x",
+    ]));
     assert!(
         err.contains("no-such-model-dir") && err.contains("neither a model directory"),
         "{err}"
     );
 
-    let err = failure(&run(&["--model", &model, "--prompt", "x", "--top-k", "5"]));
+    let err = failure(&generate(&[
+        "--model", &model, "--prompt", "x", "--top-k", "5",
+    ]));
     assert!(err.contains("greedy decoding ignores them"), "{err}");
 
-    let err = failure(&run(&[
+    let err = failure(&generate(&[
         "--model",
         &model,
         "--prompt",
@@ -195,7 +180,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     ]));
     assert!(err.contains("top_p must be in (0, 1]"), "{err}");
 
-    let err = failure(&run(&[
+    let err = failure(&generate(&[
         "--model",
         &model,
         "--prompt",
@@ -205,7 +190,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     ]));
     assert!(err.contains("n_positions = 64"), "{err}");
 
-    let err = failure(&run(&[
+    let err = failure(&generate(&[
         "--model",
         &model,
         "--prompt-file",
@@ -218,7 +203,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
 
     // CI never compiles `cuda` (its build needs network), so it is the uncompiled one.
     if !cfg!(feature = "cuda") {
-        let err = failure(&run(&[
+        let err = failure(&generate(&[
             "--model",
             &model,
             "--prompt",
@@ -255,7 +240,7 @@ fn a_hub_id_resolves_through_the_offline_cache() {
     }
     let expected = expected_greedy("plain");
     let prompt = expected["prompt_text"].as_str().expect("prompt");
-    let out = Command::new(BIN)
+    let out = scalegrad()
         .args([
             "generate",
             "--model",
@@ -271,7 +256,7 @@ fn a_hub_id_resolves_through_the_offline_cache() {
     let lines = json_lines(&out);
     assert_eq!(lines[0]["generated_ids"], expected["new_ids"][0]);
 
-    let out = Command::new(BIN)
+    let out = scalegrad()
         .args([
             "generate",
             "--model",

@@ -2,25 +2,12 @@
 //! compiled in tests; checking only it keeps these tests fast even in builds that also
 //! carry wgpu, whose first check compiles shaders for minutes on software Vulkan).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use serde_json::Value;
+use crate::common::{self, run, stdout_json};
 
 fn scalegrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scalegrad"))
-        .args(args)
-        .output()
-        .expect("run scalegrad")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
-        panic!(
-            "stdout is not one JSON object ({err}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    run(common::scalegrad().args(args))
 }
 
 fn compiled_backends() -> Vec<String> {
@@ -30,7 +17,7 @@ fn compiled_backends() -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    json_of(&out)["backends"]
+    stdout_json(&out)["backends"]
         .as_array()
         .expect("backends is an array")
         .iter()
@@ -42,7 +29,7 @@ fn compiled_backends() -> Vec<String> {
 fn json_lists_flex_and_the_crate_version_without_running_checks() {
     let out = scalegrad(&["info", "--json"]);
     assert!(out.status.success());
-    let info = json_of(&out);
+    let info = stdout_json(&out);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert!(
         compiled_backends().contains(&"flex".to_owned()),
@@ -62,7 +49,7 @@ fn flex_check_matches_the_host_reference_and_reports_device_and_timings() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = json_of(&out);
+    let info = stdout_json(&out);
     let checks = info["checks"].as_array().expect("checks is an array");
     assert_eq!(checks.len(), 1, "only flex was asked for: {info}");
     let flex = &checks[0];
@@ -111,7 +98,7 @@ fn checking_a_backend_that_is_not_compiled_fails_with_the_rebuild_command() {
         .expect("a test build never has every backend");
     let out = scalegrad(&["info", "--check", "--json", "--backend", missing]);
     assert!(!out.status.success(), "checking {missing} should fail");
-    let info = json_of(&out);
+    let info = stdout_json(&out);
     let check = &info["checks"][0];
     assert_eq!(check["backend"], missing);
     assert_eq!(check["ok"], false);

@@ -2,12 +2,10 @@
 //! stated, and bad input gets errors that name the file and line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::common::{self, failure, scalegrad, success_json};
 use scalegrad_metrics::{BootstrapConfig, RougeReport, RougeScorer};
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_scalegrad");
 
 fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -16,29 +14,15 @@ fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 }
 
 fn rouge(predictions: &Path, references: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("rouge")
-        .arg("--predictions")
-        .arg(predictions)
-        .arg("--references")
-        .arg(references)
-        .args(extra)
-        .output()
-        .expect("run scalegrad")
-}
-
-fn stdout_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "scalegrad failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
-
-fn stderr(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::run(
+        scalegrad()
+            .arg("rouge")
+            .arg("--predictions")
+            .arg(predictions)
+            .arg("--references")
+            .arg(references)
+            .args(extra),
+    )
 }
 
 const PREDICTIONS: &str = "the cats are running home\nA dog barked at the mailman.\n";
@@ -49,7 +33,7 @@ fn json_output_equals_the_library_report() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "pred.txt", PREDICTIONS.as_bytes());
     let r = write(dir.path(), "ref.txt", REFERENCES.as_bytes());
-    let json = stdout_json(&rouge(&p, &r, &["--json"]));
+    let json = success_json(&rouge(&p, &r, &["--json"]));
 
     let predictions = ["the cats are running home", "A dog barked at the mailman."];
     let references = ["the cat runs home", "the dog barked loudly at a mailman"];
@@ -79,8 +63,8 @@ fn no_stemmer_changes_the_scores_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "pred.txt", PREDICTIONS.as_bytes());
     let r = write(dir.path(), "ref.txt", REFERENCES.as_bytes());
-    let stem = stdout_json(&rouge(&p, &r, &["--json"]));
-    let plain = stdout_json(&rouge(&p, &r, &["--json", "--no-stemmer"]));
+    let stem = success_json(&rouge(&p, &r, &["--json"]));
+    let plain = success_json(&rouge(&p, &r, &["--json", "--no-stemmer"]));
     assert_eq!(plain["use_stemmer"], false);
     // "cats"/"cat" and "running"/"runs" only match after stemming.
     assert!(
@@ -98,7 +82,7 @@ fn jsonl_summaries_keep_sentences_for_lsum() {
     // the concatenation matches one sentence, ROUGE-Lsum matches both.
     let p = write(dir.path(), "pred.jsonl", b"\"c d\\na b\"\n");
     let r = write(dir.path(), "ref.JSONL", b"\"a b\\nc d\"\n");
-    let json = stdout_json(&rouge(&p, &r, &["--json", "--no-stemmer"]));
+    let json = success_json(&rouge(&p, &r, &["--json", "--no-stemmer"]));
     assert_eq!(json["rougeLsum"]["fmeasure"], 1.0);
     assert_eq!(json["rougeL"]["fmeasure"], 0.5);
 }
@@ -126,7 +110,7 @@ fn mismatched_counts_name_both_files_and_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "pred.txt", b"a\nb\nc\n");
     let r = write(dir.path(), "ref.txt", b"a\nb\n");
-    let err = stderr(&rouge(&p, &r, &[]));
+    let err = failure(&rouge(&p, &r, &[]));
     assert!(err.contains("has 3 predictions"), "{err}");
     assert!(err.contains("has 2 references"), "{err}");
     assert!(err.contains(&format!("line 3 of {}", p.display())), "{err}");
@@ -138,7 +122,7 @@ fn unreadable_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let r = write(dir.path(), "ref.txt", b"a\n");
     let missing = dir.path().join("missing.txt");
-    let err = stderr(&rouge(&missing, &r, &[]));
+    let err = failure(&rouge(&missing, &r, &[]));
     assert!(
         err.contains(&format!("cannot read {}", missing.display())),
         "{err}"
@@ -150,7 +134,7 @@ fn invalid_utf8_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "pred.txt", b"fine\nbad \xff byte\n");
     let r = write(dir.path(), "ref.txt", b"a\nb\n");
-    let err = stderr(&rouge(&p, &r, &[]));
+    let err = failure(&rouge(&p, &r, &[]));
     assert!(
         err.contains(&format!("{}: line 2: invalid UTF-8", p.display())),
         "{err}"
@@ -166,7 +150,7 @@ fn bad_json_names_file_and_line() {
         b"\"ok\"\n{\"text\": \"not a string\"}\n",
     );
     let r = write(dir.path(), "ref.jsonl", b"\"a\"\n\"b\"\n");
-    let err = stderr(&rouge(&p, &r, &[]));
+    let err = failure(&rouge(&p, &r, &[]));
     assert!(
         err.contains(&format!(
             "{}: line 2: expected one JSON string",
@@ -177,7 +161,7 @@ fn bad_json_names_file_and_line() {
     assert!(err.contains("invalid type: map"), "{err}");
 
     let truncated = write(dir.path(), "truncated.jsonl", b"\"ok\"\n\"unterminated\n");
-    let err = stderr(&rouge(&truncated, &r, &[]));
+    let err = failure(&rouge(&truncated, &r, &[]));
     assert!(
         err.contains(&format!("{}: line 2, column 13:", truncated.display())),
         "{err}"
@@ -185,7 +169,7 @@ fn bad_json_names_file_and_line() {
     assert!(err.contains("EOF while parsing a string"), "{err}");
 
     let blank = write(dir.path(), "blank.jsonl", b"\"ok\"\n\n\"b\"\n");
-    let err = stderr(&rouge(&blank, &r, &[]));
+    let err = failure(&rouge(&blank, &r, &[]));
     assert!(
         err.contains(&format!("{}: line 2: empty line", blank.display())),
         "{err}"
@@ -197,10 +181,10 @@ fn empty_inputs_and_bad_bootstrap_settings_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "pred.txt", b"");
     let r = write(dir.path(), "ref.txt", b"");
-    assert!(stderr(&rouge(&p, &r, &[])).contains("hold no summaries"));
+    assert!(failure(&rouge(&p, &r, &[])).contains("hold no summaries"));
     let p = write(dir.path(), "pred2.txt", b"a\n");
     let r = write(dir.path(), "ref2.txt", b"a\n");
-    let err = stderr(&rouge(&p, &r, &["--confidence", "1.5"]));
+    let err = failure(&rouge(&p, &r, &["--confidence", "1.5"]));
     assert!(
         err.contains("confidence interval must be in [0, 1]"),
         "{err}"

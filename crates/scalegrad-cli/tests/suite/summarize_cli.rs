@@ -5,12 +5,11 @@
 //! format and batch size, and mistakes get errors that say what to fix.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::common::{self, failure, json_lines, scalegrad, succeeded};
 use scalegrad_data::reader::{StringType, write_string_columns};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_scalegrad");
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scalegrad-bert2bert/fixtures")
@@ -29,33 +28,8 @@ fn articles() -> Vec<String> {
     serde_json::from_value(expected()["articles"].clone()).expect("articles")
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("summarize")
-        .args(args)
-        .output()
-        .expect("run scalegrad")
-}
-
-fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "scalegrad summarize failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
-}
-
-fn failure(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn summarize(args: &[&str]) -> Output {
+    common::run(scalegrad().arg("summarize").args(args))
 }
 
 fn text_file(dir: &Path) -> String {
@@ -69,7 +43,9 @@ fn json_summaries_equal_transformers_tokenize_generate_decode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = text_file(dir.path());
     let model = model_dir();
-    let lines = json_lines(&run(&["--model", &model, "--input", &input, "--json"]));
+    let lines = json_lines(&summarize(&[
+        "--model", &model, "--input", &input, "--json",
+    ]));
     let want = expected();
     assert_eq!(lines.len(), 3, "empty lines are skipped");
     for (i, line) in lines.iter().enumerate() {
@@ -132,7 +108,7 @@ fn input_formats_and_batch_sizes_give_the_same_summaries() {
     .expect("parquet");
 
     let summaries = |input: &str, batch: &str| {
-        stdout_of(&run(&[
+        succeeded(&summarize(&[
             "--model",
             &model,
             "--input",
@@ -167,7 +143,7 @@ fn flags_override_the_checkpoint_defaults() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = text_file(dir.path());
     let model = model_dir();
-    let out = run(&[
+    let out = summarize(&[
         "--model",
         &model,
         "--input",
@@ -196,7 +172,7 @@ fn flags_override_the_checkpoint_defaults() {
         "{stderr}"
     );
 
-    let out = run(&[
+    let out = summarize(&[
         "--model",
         &model,
         "--input",
@@ -217,13 +193,18 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     let input = text_file(dir.path());
     let model = model_dir();
 
-    let err = failure(&run(&["--model", "./no-such-model-dir", "--input", &input]));
+    let err = failure(&summarize(&[
+        "--model",
+        "./no-such-model-dir",
+        "--input",
+        &input,
+    ]));
     assert!(
         err.contains("no-such-model-dir") && err.contains("neither a model directory"),
         "{err}"
     );
 
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",
@@ -233,7 +214,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
 
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "\"fine\"\n{\"text\": \"no article field\"}\n").expect("write");
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",
@@ -244,7 +225,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     let parquet = dir.path().join("no_article.parquet");
     let rows: Vec<String> = vec!["x".into()];
     write_string_columns(&parquet, &[("highlights", &rows)], StringType::Utf8, 1).expect("parquet");
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",
@@ -252,7 +233,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     ]));
     assert!(err.contains("article"), "{err}");
 
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",
@@ -262,7 +243,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     ]));
     assert!(err.contains("num_beams must be at least 1"), "{err}");
 
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",
@@ -275,7 +256,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
         "{err}"
     );
 
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",
@@ -288,7 +269,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
         "{err}"
     );
 
-    let err = failure(&run(&[
+    let err = failure(&summarize(&[
         "--model",
         &model,
         "--input",

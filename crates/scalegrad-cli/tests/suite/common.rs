@@ -1,0 +1,68 @@
+//! Running the `scalegrad` binary and reading what it printed, for every CLI test.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The binary without the user's Hugging Face settings, so that no test reads the real
+/// cache or reaches for the network unless it sets them itself.
+pub fn scalegrad() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scalegrad"));
+    for var in [
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HF_HUB_OFFLINE",
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs `cmd` to completion.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run scalegrad")
+}
+
+/// Standard output of a run that must have succeeded (else the panic shows its stderr).
+pub fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "scalegrad failed ({:?}); stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Standard error of a run that must have failed.
+pub fn failure(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Standard output as one JSON object, whatever the exit status.
+pub fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not one JSON object ({err}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Standard output of a successful run as one JSON object.
+pub fn success_json(out: &Output) -> Value {
+    succeeded(out);
+    stdout_json(out)
+}
+
+/// Standard output of a successful run as JSON lines.
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    succeeded(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
