@@ -46,7 +46,9 @@ fn main() {
     let reps = if quick { 1 } else { 3 };
     let device = Device::flex();
     device.seed(0);
-    let model = Bert2BertConfig::bert_small().init(&device);
+    let model = Bert2BertConfig::bert_small()
+        .init(&device)
+        .with_execution(scalegrad_ops::Execution::Host);
     let config = GenerationConfig::greedy(NEW_TOKENS + 1, 101, None)
         .with_num_beams(4)
         .with_no_repeat_ngram_size(3)

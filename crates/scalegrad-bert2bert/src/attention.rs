@@ -20,7 +20,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::config::BertConfig;
 use crate::model::normal_init;
-use scalegrad_ops::dropout;
+use scalegrad_ops::{Execution, dropout};
 
 /// The value added to the score of a hidden key (transformers' `torch.finfo(float32).min`).
 pub(crate) const MASKED: f32 = f32::MIN;
@@ -84,25 +84,32 @@ impl Attention {
     }
 
     /// Keys and values of `states` (`[B, S, H]`), split into heads.
-    pub fn key_value(&self, states: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+    pub fn key_value(&self, exec: Execution, states: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
         (
-            self.split(scalegrad_ops::linear(&self.key, states.clone())),
-            self.split(scalegrad_ops::linear(&self.value, states)),
+            self.split(scalegrad_ops::linear(exec, &self.key, states.clone())),
+            self.split(scalegrad_ops::linear(exec, &self.value, states)),
         )
     }
 
     /// Full self-attention of `x` (`[B, T, H]`) with an optional additive mask and causal
     /// masking; returns the output projection (before dropout, residual and LayerNorm).
-    pub fn self_attention(&self, x: Tensor<3>, bias: Option<Tensor<4>>, causal: bool) -> Tensor<3> {
-        let q = self.split(scalegrad_ops::linear(&self.query, x.clone()));
-        let (k, v) = self.key_value(x);
-        let context = self.attend(q, k, v, bias, causal);
-        scalegrad_ops::linear(&self.output, Self::merge(context))
+    pub fn self_attention(
+        &self,
+        exec: Execution,
+        x: Tensor<3>,
+        bias: Option<Tensor<4>>,
+        causal: bool,
+    ) -> Tensor<3> {
+        let q = self.split(scalegrad_ops::linear(exec, &self.query, x.clone()));
+        let (k, v) = self.key_value(exec, x);
+        let context = self.attend(exec, q, k, v, bias, causal);
+        scalegrad_ops::linear(exec, &self.output, Self::merge(context))
     }
 
     /// Scaled dot-product attention of `q` on `k`/`v` (all `[B, heads, *, d]`).
     pub(crate) fn attend(
         &self,
+        exec: Execution,
         q: Tensor<4>,
         k: Tensor<4>,
         v: Tensor<4>,
@@ -126,7 +133,7 @@ impl Attention {
         if let Some(bias) = bias {
             scores = scores + bias;
         }
-        let probs = dropout(&self.dropout, softmax(scores, 3));
+        let probs = dropout(exec, &self.dropout, softmax(scores, 3));
         probs.matmul(v)
     }
 }

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
-use scalegrad_ops::dropout;
+use scalegrad_ops::{Execution, dropout};
 
 /// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
 pub(crate) fn normal_init(std: f64) -> Initializer {
@@ -86,7 +86,7 @@ impl Embeddings {
     ///
     /// # Panics
     /// If `start + T` exceeds the number of position embeddings (callers truncate).
-    pub fn forward(&self, ids: Tensor<2, Int>, start: usize) -> Tensor<3> {
+    pub fn forward(&self, exec: Execution, ids: Tensor<2, Int>, start: usize) -> Tensor<3> {
         let [_, t] = ids.dims();
         let positions = self.position_embeddings.weight.val();
         let max = positions.dims()[0];
@@ -104,7 +104,7 @@ impl Embeddings {
             .narrow(0, 0, 1)
             .reshape([1, 1, h]);
         let x = self.word_embeddings.forward(ids) + token_type + positions;
-        dropout(&self.dropout, self.layer_norm.forward(x))
+        dropout(exec, &self.dropout, self.layer_norm.forward(x))
     }
 
     /// Number of position embeddings.
@@ -140,10 +140,17 @@ impl FeedForward {
         }
     }
 
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, exec: Execution, x: Tensor<3>) -> Tensor<3> {
         let act = HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu);
-        let h = activate(act, scalegrad_ops::linear(&self.intermediate, x.clone()));
-        let h = dropout(&self.dropout, scalegrad_ops::linear(&self.output, h));
+        let h = activate(
+            act,
+            scalegrad_ops::linear(exec, &self.intermediate, x.clone()),
+        );
+        let h = dropout(
+            exec,
+            &self.dropout,
+            scalegrad_ops::linear(exec, &self.output, h),
+        );
         self.norm.forward(x + h)
     }
 }
@@ -168,8 +175,9 @@ impl AttentionBlock {
         }
     }
 
-    fn residual(&self, x: Tensor<3>, attended: Tensor<3>) -> Tensor<3> {
-        self.norm.forward(x + dropout(&self.dropout, attended))
+    fn residual(&self, exec: Execution, x: Tensor<3>, attended: Tensor<3>) -> Tensor<3> {
+        self.norm
+            .forward(x + dropout(exec, &self.dropout, attended))
     }
 }
 
@@ -183,13 +191,13 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+    fn forward(&self, exec: Execution, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let a = self
             .self_attn
             .attention
-            .self_attention(x.clone(), bias, false);
-        let x = self.self_attn.residual(x, a);
-        self.ffn.forward(x)
+            .self_attention(exec, x.clone(), bias, false);
+        let x = self.self_attn.residual(exec, x, a);
+        self.ffn.forward(exec, x)
     }
 }
 
@@ -203,6 +211,9 @@ pub struct BertEncoder {
     pub layers: Vec<EncoderLayer>,
     /// `pooler.dense`, when the checkpoint has one (HF's `BertModel` default).
     pub pooler: Option<Linear>,
+    /// How forward passes compute (set through [`Bert2Bert::with_execution`]).
+    #[module(skip)]
+    execution: Execution,
 }
 
 impl BertEncoder {
@@ -217,6 +228,7 @@ impl BertEncoder {
                 .collect(),
             pooler: with_pooler
                 .then(|| dense(config, config.hidden_size, config.hidden_size, device)),
+            execution: Execution::default(),
         }
     }
 
@@ -227,10 +239,11 @@ impl BertEncoder {
     /// If `S` exceeds the position embeddings or the shapes disagree (callers truncate and
     /// pad; [`crate::generate`] checks this and returns an error instead).
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        let exec = self.execution;
         let bias = mask.map(mask_bias);
-        let mut x = self.embeddings.forward(ids, 0);
+        let mut x = self.embeddings.forward(exec, ids, 0);
         for layer in &self.layers {
-            x = layer.forward(x, bias.clone());
+            x = layer.forward(exec, x, bias.clone());
         }
         x
     }
@@ -254,6 +267,7 @@ impl DecoderLayer {
     /// query positions of that source, so keys and values are shared, not copied.
     fn cross(
         &self,
+        exec: Execution,
         x: Tensor<3>,
         kv: &(Tensor<4>, Tensor<4>),
         bias: Option<Tensor<4>>,
@@ -261,15 +275,16 @@ impl DecoderLayer {
         let [n, t, h] = x.dims();
         let sources = kv.0.dims()[0];
         let attention = &self.cross_attn.attention;
-        let q = scalegrad_ops::linear(&attention.query, x);
+        let q = scalegrad_ops::linear(exec, &attention.query, x);
         let q = attention.split(q.reshape([sources, n / sources * t, h]));
-        let context = attention.attend(q, kv.0.clone(), kv.1.clone(), bias, false);
-        let out = scalegrad_ops::linear(&attention.output, Attention::merge(context));
+        let context = attention.attend(exec, q, kv.0.clone(), kv.1.clone(), bias, false);
+        let out = scalegrad_ops::linear(exec, &attention.output, Attention::merge(context));
         out.reshape([n, t, h])
     }
 
     fn forward(
         &self,
+        exec: Execution,
         x: Tensor<3>,
         self_bias: Option<Tensor<4>>,
         cached: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
@@ -278,24 +293,24 @@ impl DecoderLayer {
     ) -> Tensor<3> {
         let attention = &self.self_attn.attention;
         let a = match cached {
-            None => attention.self_attention(x.clone(), self_bias, true),
+            None => attention.self_attention(exec, x.clone(), self_bias, true),
             Some(slot) => {
-                let q = attention.split(scalegrad_ops::linear(&attention.query, x.clone()));
-                let k = attention.split(scalegrad_ops::linear(&attention.key, x.clone()));
-                let v = attention.split(scalegrad_ops::linear(&attention.value, x.clone()));
+                let q = attention.split(scalegrad_ops::linear(exec, &attention.query, x.clone()));
+                let k = attention.split(scalegrad_ops::linear(exec, &attention.key, x.clone()));
+                let v = attention.split(scalegrad_ops::linear(exec, &attention.value, x.clone()));
                 let (k, v) = match slot.take() {
                     Some((k0, v0)) => (Tensor::cat(vec![k0, k], 2), Tensor::cat(vec![v0, v], 2)),
                     None => (k, v),
                 };
                 *slot = Some((k.clone(), v.clone()));
-                let context = attention.attend(q, k, v, self_bias, true);
-                scalegrad_ops::linear(&attention.output, Attention::merge(context))
+                let context = attention.attend(exec, q, k, v, self_bias, true);
+                scalegrad_ops::linear(exec, &attention.output, Attention::merge(context))
             }
         };
-        let x = self.self_attn.residual(x, a);
-        let c = self.cross(x.clone(), cross_kv, cross_bias);
-        let x = self.cross_attn.residual(x, c);
-        self.ffn.forward(x)
+        let x = self.self_attn.residual(exec, x, a);
+        let c = self.cross(exec, x.clone(), cross_kv, cross_bias);
+        let x = self.cross_attn.residual(exec, x, c);
+        self.ffn.forward(exec, x)
     }
 }
 
@@ -322,6 +337,10 @@ pub struct BertDecoder {
     pub layers: Vec<DecoderLayer>,
     /// Prediction head.
     pub head: LmHead,
+    /// How forward passes and decoding steps compute (set through
+    /// [`Bert2Bert::with_execution`]).
+    #[module(skip)]
+    execution: Execution,
 }
 
 impl BertDecoder {
@@ -341,7 +360,13 @@ impl BertDecoder {
                 bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
                 hidden_act: config.hidden_act.clone(),
             },
+            execution: Execution::default(),
         }
+    }
+
+    /// How forward passes and decoding steps compute.
+    pub fn execution(&self) -> Execution {
+        self.execution
     }
 
     /// Vocabulary logits of hidden states `h` (`[..., H]` → `[..., V]`).
@@ -370,12 +395,16 @@ impl BertDecoder {
         encoder_states: Tensor<3>,
         source_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
+        let exec = self.execution;
         let self_bias = mask.map(mask_bias);
         let cross_bias = source_mask.map(mask_bias);
-        let mut x = self.embeddings.forward(ids, 0);
+        let mut x = self.embeddings.forward(exec, ids, 0);
         for layer in &self.layers {
-            let kv = layer.cross_attn.attention.key_value(encoder_states.clone());
-            x = layer.forward(x, self_bias.clone(), None, &kv, cross_bias.clone());
+            let kv = layer
+                .cross_attn
+                .attention
+                .key_value(exec, encoder_states.clone());
+            x = layer.forward(exec, x, self_bias.clone(), None, &kv, cross_bias.clone());
         }
         self.logits(x)
     }
@@ -395,7 +424,10 @@ impl BertDecoder {
                 .layers
                 .iter()
                 .map(|l| {
-                    let (k, v) = l.cross_attn.attention.key_value(encoder_states.clone());
+                    let (k, v) = l
+                        .cross_attn
+                        .attention
+                        .key_value(self.execution, encoder_states.clone());
                     (materialize(k), materialize(v))
                 })
                 .collect(),
@@ -414,9 +446,11 @@ impl BertDecoder {
     pub fn step(&self, ids: Tensor<2, Int>, cache: &mut DecoderCache) -> Tensor<2> {
         let [rows, t] = ids.dims();
         assert_eq!(rows, cache.rows(), "one decoder row per cached row");
-        let mut x = self.embeddings.forward(ids, cache.len);
+        let exec = self.execution;
+        let mut x = self.embeddings.forward(exec, ids, cache.len);
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(
+                exec,
                 x,
                 None,
                 Some(&mut cache.self_kv[i]),
@@ -437,7 +471,7 @@ impl BertDecoder {
         // (split over the threads where that is faster, see `scalegrad_ops::split_parts`).
         let embeddings = self.embeddings.word_embeddings.weight.val();
         let vocab = embeddings.dims()[0];
-        scalegrad_ops::matmul_transposed(last, &embeddings)
+        scalegrad_ops::matmul_transposed(exec, last, &embeddings)
             + self.head.bias.val().reshape([1, vocab])
     }
 }
@@ -479,6 +513,30 @@ impl Bert2BertConfig {
 }
 
 impl Bert2Bert {
+    /// The model computing with `execution` (the CPU fast paths of `scalegrad-ops` for
+    /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
+    /// only and suits every backend).
+    pub fn with_execution(mut self, execution: Execution) -> Self {
+        self.encoder.execution = execution;
+        self.decoder.execution = execution;
+        self
+    }
+
+    /// How the model's forward passes and decoding compute.
+    pub fn execution(&self) -> Execution {
+        self.decoder.execution
+    }
+
+    /// The device holding the parameters.
+    pub fn device(&self) -> Device {
+        self.decoder
+            .embeddings
+            .word_embeddings
+            .weight
+            .val()
+            .device()
+    }
+
     /// Teacher-forced logits `[B, T, V]`: the encoder reads `source_ids` (`[B, S]`) with
     /// `source_mask`, the decoder reads `decoder_ids` (`[B, T]`: labels shifted right, see
     /// [`shift_tokens_right`]) with `decoder_mask` (1 = token, 0 = padding). On an

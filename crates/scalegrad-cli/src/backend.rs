@@ -7,6 +7,7 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use clap::ValueEnum;
+use scalegrad_ops::Execution;
 
 /// The execution backends the CLI knows about.
 #[derive(
@@ -36,6 +37,16 @@ impl Backend {
             Self::Wgpu => "wgpu",
             Self::Cuda => "cuda",
             Self::Tch => "tch",
+        }
+    }
+
+    /// How scalegrad computes on this backend's device: the CPU fast paths where
+    /// tensors live in host memory (`flex`, `ndarray`), device operations elsewhere.
+    /// The one place a backend is classified; everything downstream receives the value.
+    pub fn execution(self) -> Execution {
+        match self {
+            Self::Flex | Self::Ndarray => Execution::Host,
+            Self::Wgpu | Self::Cuda | Self::Tch => Execution::Device,
         }
     }
 
@@ -99,4 +110,18 @@ pub struct DeviceArgs {
     /// Execution backend; it must be compiled into this binary (see `scalegrad info`).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_backends_take_the_host_paths_and_gpu_backends_the_device_ones() {
+        assert_eq!(Backend::Flex.execution(), Execution::Host);
+        assert_eq!(Backend::Ndarray.execution(), Execution::Host);
+        for gpu in [Backend::Wgpu, Backend::Cuda, Backend::Tch] {
+            assert_eq!(gpu.execution(), Execution::Device, "{gpu:?}");
+        }
+    }
 }

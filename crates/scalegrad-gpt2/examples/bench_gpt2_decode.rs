@@ -25,7 +25,9 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let device = Device::flex();
     device.seed(0);
-    let model = Gpt2Config::distilgpt2().init(&device);
+    let model = Gpt2Config::distilgpt2()
+        .init(&device)
+        .with_execution(scalegrad_ops::Execution::Host);
     let config = GenerationConfig::greedy(NEW_TOKENS);
     let args: Vec<String> = std::env::args().collect();
     let only: Option<usize> = args

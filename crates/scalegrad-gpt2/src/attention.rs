@@ -23,7 +23,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use scalegrad_ops::{dropout, dropout_active, linear};
+use scalegrad_ops::{Execution, dropout, dropout_active, linear};
 
 use crate::cache::LayerCache;
 use crate::decode_weights::BlockWeights;
@@ -63,11 +63,11 @@ pub struct Attention {
 
 impl Attention {
     /// Attention over the sequence itself: `x` is `[batch, len, n_embd]`.
-    pub(crate) fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Tensor<3> {
+    pub(crate) fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Execution) -> Tensor<3> {
         let [batch, len, _] = x.dims();
-        let (q, k, v) = self.split_heads(x, None);
+        let (q, k, v) = self.split_heads(x, None, exec);
         let context = if dropout_active(&self.attn_dropout, &q.device()) {
-            self.explicit_attention(q, k, v, mask, 0)
+            self.explicit_attention(q, k, v, mask, 0, exec)
         } else {
             let options = AttentionModuleOptions {
                 scale: Some(self.scale),
@@ -76,7 +76,7 @@ impl Attention {
             };
             attention(q, k, v, mask.mask.clone(), None, options)
         };
-        self.merge_heads(context, batch, len, None)
+        self.merge_heads(context, batch, len, None, exec)
     }
 
     /// Attention of new positions over the cache and themselves. The new keys and
@@ -90,12 +90,13 @@ impl Attention {
         (start, capacity): (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,
+        exec: Execution,
     ) -> Tensor<3> {
         let [batch, len, _] = x.dims();
-        let (q, k, v) = self.split_heads(x, fast);
+        let (q, k, v) = self.split_heads(x, fast, exec);
         let (keys, values) = cache.append(k, v, start, capacity);
-        let context = self.explicit_attention(q, keys, values, mask, start);
-        self.merge_heads(context, batch, len, fast)
+        let context = self.explicit_attention(q, keys, values, mask, start, exec);
+        self.merge_heads(context, batch, len, fast, exec)
     }
 
     /// `[batch, len, n_embd]` to queries, keys and values of `[batch, heads, len, head_dim]`.
@@ -103,12 +104,13 @@ impl Attention {
         &self,
         x: Tensor<3>,
         fast: Option<&BlockWeights>,
+        exec: Execution,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, len, width] = x.dims();
         let head_dim = width / self.n_head;
         let qkv = match fast {
             Some(weights) => weights.qkv.forward(x),
-            None => linear(&self.qkv, x),
+            None => linear(exec, &self.qkv, x),
         };
         let mut parts = qkv.chunk(3, 2).into_iter().map(|part| {
             part.reshape([batch, len, self.n_head, head_dim])
@@ -130,6 +132,7 @@ impl Attention {
         batch: usize,
         len: usize,
         fast: Option<&BlockWeights>,
+        exec: Execution,
     ) -> Tensor<3> {
         let [_, heads, _, head_dim] = context.dims();
         let merged = context
@@ -137,9 +140,9 @@ impl Attention {
             .reshape([batch, len, heads * head_dim]);
         let projected = match fast {
             Some(weights) => weights.attn_proj.forward(merged),
-            None => linear(&self.proj, merged),
+            None => linear(exec, &self.proj, merged),
         };
-        dropout(&self.resid_dropout, projected)
+        dropout(exec, &self.resid_dropout, projected)
     }
 
     /// Scores, mask, softmax, dropout, weighted sum. `offset` is the number of keys
@@ -151,6 +154,7 @@ impl Attention {
         v: Tensor<4>,
         mask: &AttentionMask,
         offset: usize,
+        exec: Execution,
     ) -> Tensor<4> {
         let [batch, heads, queries, _] = q.dims();
         let keys = k.dims()[2];
@@ -174,7 +178,7 @@ impl Attention {
             Some(m) => scores.mask_fill(m, MASKED_SCORE),
             None => scores,
         };
-        let probs = dropout(&self.attn_dropout, softmax(scores, 3));
+        let probs = dropout(exec, &self.attn_dropout, softmax(scores, 3));
         probs.matmul(v)
     }
 }

@@ -19,7 +19,7 @@
 
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use scalegrad_ops::matmul_transposed;
+use scalegrad_ops::{Execution, matmul_transposed};
 
 use crate::model::Gpt2;
 
@@ -52,7 +52,11 @@ impl TransposedLinear {
     pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, len, d_in] = x.dims();
         let d_out = self.weight.dims()[0];
-        let out = matmul_transposed(x.reshape([batch * len, d_in]), &self.weight);
+        let out = matmul_transposed(
+            Execution::Host,
+            x.reshape([batch * len, d_in]),
+            &self.weight,
+        );
         let out = match &self.bias {
             Some(bias) => out + bias.clone().unsqueeze::<2>(),
             None => out,
@@ -92,10 +96,14 @@ impl DecodeWeights {
         }
     }
 
-    /// Whether decoding `rows` rows per step is faster with the copies: with gemm's AVX2
-    /// kernels, for `MIN_ROWS..MAX_ROWS` rows (batch 8 on 2 cores: 196 new tokens/s
-    /// against 125 without); with its AVX-512 kernels, never (165 without, 143 with).
-    pub(crate) fn pays_off(rows: usize) -> bool {
-        !scalegrad_ops::avx512_kernels() && (MIN_ROWS..MAX_ROWS).contains(&rows)
+    /// Whether decoding `rows` rows per step is faster with the copies: only with
+    /// [`Execution::Host`] (elsewhere the copy would be a download and an upload of every
+    /// weight), and there with gemm's AVX2 kernels, for `MIN_ROWS..MAX_ROWS` rows
+    /// (batch 8 on 2 cores: 196 new tokens/s against 125 without); with its AVX-512
+    /// kernels, never (165 without, 143 with).
+    pub(crate) fn pays_off(execution: Execution, rows: usize) -> bool {
+        execution.is_host()
+            && !scalegrad_ops::avx512_kernels()
+            && (MIN_ROWS..MAX_ROWS).contains(&rows)
     }
 }

@@ -3,18 +3,23 @@
 //!
 //! The prompts are padded into one batch (left by default, see [`PaddingSide`]) and
 //! fed at once (prefill). Then, per step, the model runs one position per row with the
-//! cache, the `[batch, vocab]` logits of that position come back to the host (the one
-//! synchronisation a step needs, to know the token to feed next), and the pure
-//! functions of [`crate::decoding`] pick each row's token. A row stops at an EOS token
-//! (which it keeps); finished rows ride along as padding until every row is done or
-//! `max_new_tokens` is reached.
+//! cache and each row's token is picked from the `[batch, vocab]` logits of that
+//! position. How depends on the model's [`Execution`]: on a CPU backend
+//! ([`Execution::Host`]) the logits come to the host and the pure functions of
+//! [`crate::decoding`] pick; on any other device the same rules run as device operations
+//! ([`crate::device_decoding`]) and only the `[batch]` chosen ids come back. Either way
+//! that read is the one synchronisation a step needs, to know the token to feed next. A
+//! row stops at an EOS token (which it keeps); finished rows ride along as padding until
+//! every row is done or `max_new_tokens` is reached.
 
 use burn::tensor::{Int, Tensor, TensorData};
+use scalegrad_ops::Execution;
 use serde::{Deserialize, Serialize};
 
 use crate::Gpt2Error;
 use crate::decode_weights::DecodeWeights;
 use crate::decoding::{GenerationConfig, PaddingSide, SplitMix64, next_token};
+use crate::device_decoding;
 use crate::model::Gpt2;
 
 /// What one prompt produced.
@@ -104,8 +109,7 @@ fn decode(
             hidden.gather(1, index)
         }
     };
-    let mut logits = to_host(model.lm_head(last));
-    let vocab = logits.len() / batch;
+    let mut logits = model.lm_head(last);
 
     let mut contexts: Vec<Vec<u32>> = prompts.to_vec();
     let mut outputs: Vec<Generation> = vec![
@@ -119,17 +123,18 @@ fn decode(
         .map(|b| SplitMix64::for_row(config.seed, b))
         .collect();
     // Steps feed one position per row: with a few rows, transposed weights are faster.
-    let fast = (config.max_new_tokens > 1 && DecodeWeights::pays_off(batch))
+    let execution = model.execution();
+    let fast = (config.max_new_tokens > 1 && DecodeWeights::pays_off(execution, batch))
         .then(|| DecodeWeights::new(model));
     for step in 0..config.max_new_tokens {
+        let chosen = choose(logits, &contexts, config, &mut rngs, execution)?;
         let mut next = vec![pad as i64; batch];
         let mut next_real = vec![false; batch];
         for b in 0..batch {
             if outputs[b].stopped_at_eos {
                 continue;
             }
-            let row = &mut logits[b * vocab..(b + 1) * vocab];
-            let token = next_token(row, &contexts[b], config, &mut rngs[b]);
+            let token = chosen[b];
             contexts[b].push(token);
             outputs[b].tokens.push(token);
             if config.eos_token_ids.contains(&token) {
@@ -144,9 +149,37 @@ fn decode(
         }
         let input = Tensor::<2, Int>::from_data(TensorData::new(next, [batch, 1]), &device);
         let hidden = model.forward_cached_with(input, &next_real, &mut cache, fast.as_ref())?;
-        logits = to_host(model.lm_head(hidden));
+        logits = model.lm_head(hidden);
     }
     Ok(outputs)
+}
+
+/// Each row's next token from the step's `[batch, 1, vocab]` logits: on the host for
+/// [`Execution::Host`], on the device otherwise. Finished rows get a token too, which
+/// the caller ignores.
+fn choose(
+    logits: Tensor<3>,
+    contexts: &[Vec<u32>],
+    config: &GenerationConfig,
+    rngs: &mut [SplitMix64],
+    execution: Execution,
+) -> Result<Vec<u32>, Gpt2Error> {
+    let [batch, _, vocab] = logits.dims();
+    if !execution.is_host() {
+        return device_decoding::next_tokens(
+            logits.reshape([batch, vocab]),
+            contexts,
+            config,
+            rngs,
+        );
+    }
+    let mut host = to_host(logits);
+    Ok(host
+        .chunks_mut(vocab)
+        .zip(contexts)
+        .zip(rngs)
+        .map(|((row, context), rng)| next_token(row, context, config, rng))
+        .collect())
 }
 
 /// Pads prompts to `width`: the ids (`pad` at padding) and the realness flags, both

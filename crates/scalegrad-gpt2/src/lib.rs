@@ -41,6 +41,7 @@ mod cache;
 pub mod config;
 mod decode_weights;
 pub mod decoding;
+mod device_decoding;
 mod error;
 mod generate;
 pub mod loader;

@@ -18,7 +18,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use scalegrad_ops::{dropout, linear, matmul_transposed};
+use scalegrad_ops::{Execution, dropout, linear, matmul_transposed};
 
 use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
@@ -43,10 +43,10 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn forward(&self, x: Tensor<3>, fast: Option<&BlockWeights>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, fast: Option<&BlockWeights>, exec: Execution) -> Tensor<3> {
         let x = match fast {
             Some(weights) => weights.fc.forward(x),
-            None => linear(&self.fc, x),
+            None => linear(exec, &self.fc, x),
         };
         let x = match self.activation {
             Activation::GeluNew | Activation::GeluPytorchTanh => gelu_new(x),
@@ -55,9 +55,9 @@ impl Mlp {
         };
         let x = match fast {
             Some(weights) => weights.mlp_proj.forward(x),
-            None => linear(&self.proj, x),
+            None => linear(exec, &self.proj, x),
         };
-        dropout(&self.dropout, x)
+        dropout(exec, &self.dropout, x)
     }
 }
 
@@ -89,9 +89,9 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x), None)
+    fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Execution) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask, exec);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x), None, exec)
     }
 
     fn forward_cached(
@@ -101,12 +101,13 @@ impl Block {
         slots: (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,
+        exec: Execution,
     ) -> Tensor<3> {
         let attended =
             self.attn
-                .forward_cached(self.ln_1.forward(x.clone()), cache, slots, mask, fast);
+                .forward_cached(self.ln_1.forward(x.clone()), cache, slots, mask, fast, exec);
         let x = x + attended;
-        x.clone() + self.mlp.forward(self.ln_2.forward(x), fast)
+        x.clone() + self.mlp.forward(self.ln_2.forward(x), fast, exec)
     }
 }
 
@@ -125,6 +126,9 @@ pub struct Gpt2 {
     pub ln_f: LayerNorm,
     #[module(skip)]
     config: Gpt2Config,
+    /// How forward passes compute (CPU fast paths or device operations).
+    #[module(skip)]
+    execution: Execution,
 }
 
 impl Gpt2 {
@@ -184,7 +188,21 @@ impl Gpt2 {
             blocks,
             ln_f: layer_norm(),
             config,
+            execution: Execution::default(),
         }
+    }
+
+    /// The model computing with `execution` (the CPU fast paths of `scalegrad-ops` for
+    /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
+    /// only and suits every backend).
+    pub fn with_execution(mut self, execution: Execution) -> Self {
+        self.execution = execution;
+        self
+    }
+
+    /// How the model's forward passes and decoding compute.
+    pub fn execution(&self) -> Execution {
+        self.execution
     }
 
     /// The configuration the model was built from.
@@ -266,7 +284,7 @@ impl Gpt2 {
         let x = self
             .blocks
             .iter()
-            .fold(x, |x, block| block.forward(x, &mask));
+            .fold(x, |x, block| block.forward(x, &mask, self.execution));
         self.ln_f.forward(x)
     }
 
@@ -283,7 +301,7 @@ impl Gpt2 {
         // a short left-hand side (3x faster at 8 rows on flex, equal from about 32);
         // `matmul_transposed` splits the vocabulary over the threads where that is faster.
         let logits = if rows < LM_HEAD_FEW_ROWS {
-            matmul_transposed(hidden, &weight)
+            matmul_transposed(self.execution, hidden, &weight)
         } else {
             hidden.matmul(weight.transpose())
         };
@@ -293,7 +311,7 @@ impl Gpt2 {
     fn embed(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<3> {
         let tokens = self.token_embedding.forward(input_ids);
         let positions = self.position_embedding.forward(positions);
-        dropout(&self.embedding_dropout, tokens + positions)
+        dropout(self.execution, &self.embedding_dropout, tokens + positions)
     }
 
     /// An empty key/value cache for `batch` rows and up to `capacity` positions
@@ -373,7 +391,7 @@ impl Gpt2 {
         let mut x = self.embed(input_ids, positions);
         for (i, (block, layer)) in self.blocks.iter().zip(cache.layers.iter_mut()).enumerate() {
             let fast = fast.map(|weights| &weights.blocks[i]);
-            x = block.forward_cached(x, layer, (start, capacity), &mask, fast);
+            x = block.forward_cached(x, layer, (start, capacity), &mask, fast, self.execution);
         }
         Ok(self.ln_f.forward(x))
     }

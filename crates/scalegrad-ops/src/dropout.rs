@@ -14,6 +14,8 @@
 use burn::nn::Dropout;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
+use crate::Execution;
+
 /// Elements per independently seeded chunk (a chunk is one thread's work unit).
 const CHUNK: usize = 1 << 20;
 
@@ -23,11 +25,17 @@ pub fn dropout_active(dropout: &Dropout, device: &Device) -> bool {
     dropout.training.is_enabled() && dropout.prob > 0.0 && device.is_autodiff()
 }
 
-/// Applies `dropout` to `x`: the identity unless [`dropout_active`].
-pub fn dropout<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
+/// Applies `dropout` to `x`: the identity unless [`dropout_active`]. With
+/// [`Execution::Device`] it is burn's `Dropout`, whose mask the device draws from its
+/// own generator (no host round trip; `device.seed(..)` makes it reproducible per
+/// backend); with [`Execution::Host`] the mask is drawn on the host as described above.
+pub fn dropout<const D: usize>(execution: Execution, dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     if !dropout_active(dropout, &device) {
         return x;
+    }
+    if !execution.is_host() {
+        return dropout.forward(x);
     }
     // Two uniform draws from the device's generator make the 64-bit seed.
     let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device)
@@ -130,16 +138,24 @@ mod tests {
         use burn::module::Module;
         let layer = DropoutConfig::new(0.5).init();
         let x = Tensor::<2>::ones([4, 8], &Device::flex());
-        let y = dropout(&layer, x.clone()).try_into_vec_as::<f32>().unwrap();
-        assert!(y.iter().all(|&v| v == 1.0), "plain device: no dropout");
-        let device = Device::flex().autodiff();
-        let x = Tensor::<2>::ones([64, 64], &device);
-        let y = dropout(&layer, x.clone()).try_into_vec_as::<f32>().unwrap();
-        assert!(
-            y.contains(&0.0) && y.contains(&2.0),
-            "training: zeros and 1/keep"
-        );
-        let y = dropout(&layer.valid(), x).try_into_vec_as::<f32>().unwrap();
-        assert!(y.iter().all(|&v| v == 1.0), "validation mode: no dropout");
+        for execution in [Execution::Host, Execution::Device] {
+            let y = dropout(execution, &layer, x.clone())
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            assert!(y.iter().all(|&v| v == 1.0), "plain device: no dropout");
+            let device = Device::flex().autodiff();
+            let x = Tensor::<2>::ones([64, 64], &device);
+            let y = dropout(execution, &layer, x.clone())
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            assert!(
+                y.contains(&0.0) && y.contains(&2.0),
+                "training ({execution}): zeros and 1/keep"
+            );
+            let y = dropout(execution, &layer.valid(), x)
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            assert!(y.iter().all(|&v| v == 1.0), "validation mode: no dropout");
+        }
     }
 }

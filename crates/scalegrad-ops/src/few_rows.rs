@@ -20,11 +20,14 @@
 //!   article before, 3.0 s after).
 //!
 //! Splits never happen on autodiff devices (training batches are never this small, and
-//! the graph is best built on one thread).
+//! the graph is best built on one thread), nor with [`Execution::Device`]: a GPU runs a
+//! few-row product as one kernel, and slicing it would only launch more.
 
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
+
+use crate::Execution;
 
 /// Multiply-adds from which the CPU backend's matrix kernels use every core themselves.
 const BACKEND_PARALLEL_OPS: usize = 192 * 192 * 192;
@@ -72,16 +75,21 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
 }
 
 /// `x W + b` of a linear layer for `x` of `[batch, len, in]`: burn's `Linear::forward`
-/// on the `[batch * len, in]` rows, or, for products the backend would run on one
-/// thread, slices of the input dimension multiplied on all of the rayon pool's threads
-/// and the partial products added.
-pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+/// on the `[batch * len, in]` rows (one product on every device), or, with
+/// [`Execution::Host`] and a product the backend would run on one thread, slices of the
+/// input dimension multiplied on all of the rayon pool's threads and the partial
+/// products added.
+pub fn linear(execution: Execution, layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, len, d_in] = x.dims();
     let weight = layer.weight.val();
     let d_out = weight.dims()[1];
     let rows = batch * len;
     let x = x.reshape([rows, d_in]);
-    let parts = split_parts(rows, d_in * d_out, x.device().is_autodiff());
+    let parts = if execution.is_host() {
+        split_parts(rows, d_in * d_out, x.device().is_autodiff())
+    } else {
+        1
+    };
     linear_in_parts(layer, x, parts).reshape([batch, len, d_out])
 }
 
@@ -111,11 +119,15 @@ fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
 }
 
 /// `x weight^T` for `x` of `[rows, in]` and a row-major `weight` of `[out, in]`, as
-/// `[rows, out]`: one `(weight x^T)^T` product (for a few rows the kernels stream the
-/// large row-major left operand instead of packing it), or, when the backend would run
-/// it on one thread, slices of `weight`'s rows on all of the rayon pool's threads,
-/// concatenated.
-pub fn matmul_transposed(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
+/// `[rows, out]`. With [`Execution::Device`], the plain product `x @ weight^T`. With
+/// [`Execution::Host`], one `(weight x^T)^T` product (for a few rows the CPU kernels
+/// stream the large row-major left operand instead of packing it), or, when the backend
+/// would run it on one thread, slices of `weight`'s rows on all of the rayon pool's
+/// threads, concatenated.
+pub fn matmul_transposed(execution: Execution, x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
+    if !execution.is_host() {
+        return x.matmul(weight.clone().transpose());
+    }
     let [out, d_in] = weight.dims();
     let parts = split_parts(x.dims()[0], out * d_in, x.device().is_autodiff());
     matmul_transposed_in_parts(x, weight, parts)
@@ -178,8 +190,13 @@ mod tests {
             let rows = batch * len;
             assert_eq!(two_threads(|| split_parts(rows, 768 * 512, false)), 2);
             let x = Tensor::<3>::random([batch, len, 768], Distribution::Default, &device);
-            let split = two_threads(|| linear(&layer, x.clone()));
+            let split = two_threads(|| linear(Execution::Host, &layer, x.clone()));
+            let device_route = linear(Execution::Device, &layer, x.clone());
             let plain = layer.forward(x);
+            assert!(
+                max_diff(device_route, plain.clone()) < 1e-4,
+                "{batch}x{len}"
+            );
             assert!(max_diff(split, plain) < 1e-4, "{batch}x{len}");
         }
     }
@@ -193,7 +210,7 @@ mod tests {
         let layer = LinearConfig::new(64, 48).init(&device);
         let x = Tensor::<3>::random([3, 40, 64], Distribution::Default, &device).require_grad();
         assert_eq!(split_parts(3 * 40, 64 * 48, true), 1);
-        let folded = linear(&layer, x.clone());
+        let folded = linear(Execution::Host, &layer, x.clone());
         let plain = layer.forward(x.clone());
         assert_eq!(folded.dims(), [3, 40, 48]);
         assert!(max_diff(folded.clone(), plain.clone()) < 1e-5);
@@ -226,9 +243,11 @@ mod tests {
         for rows in [1, 3] {
             let x = Tensor::<2>::random([rows, 64], Distribution::Default, &device);
             assert_eq!(two_threads(|| split_parts(rows, 5003 * 64, false)), 2);
-            let split = two_threads(|| matmul_transposed(x.clone(), &weight));
+            let split = two_threads(|| matmul_transposed(Execution::Host, x.clone(), &weight));
             assert_eq!(split.dims(), [rows, 5003]);
+            let device_route = matmul_transposed(Execution::Device, x.clone(), &weight);
             let plain = x.matmul(weight.clone().transpose());
+            assert!(max_diff(device_route, plain.clone()) < 1e-4, "{rows} rows");
             assert!(max_diff(split, plain) < 1e-4, "{rows} rows");
         }
     }

@@ -1,4 +1,5 @@
-//! CPU fast paths for burn operations, shared by scalegrad's model crates.
+//! CPU fast paths for burn operations, shared by scalegrad's model crates, and the
+//! execution policy that decides where they apply.
 //!
 //! Both model crates (`scalegrad-gpt2`, `scalegrad-bert2bert`) depend on burn and on
 //! this crate only. What lives here is what burn 0.22's CPU backend does slowly for
@@ -16,13 +17,17 @@
 //! where the CPU has them ([`avx512_kernels`]), and the few-row rules follow what was
 //! measured for those kernels.
 //!
-//! Every function computes what the plain burn operation computes, on any device; the
-//! fast paths only change how (tests compare them).
+//! Every function takes the [`Execution`] policy the caller resolved once for its device:
+//! [`Execution::Host`] takes the fast paths, [`Execution::Device`] (GPU backends) plain
+//! burn operations that stay on the device. Either way it computes what the plain burn
+//! operation computes; the fast paths only change how (tests compare them).
 
 mod dropout;
+mod execution;
 mod few_rows;
 
 pub use dropout::{dropout, dropout_active};
+pub use execution::Execution;
 pub use few_rows::{FEW_ROWS, linear, matmul_transposed, split_parts};
 
 /// Whether burn's CPU matrix kernels run the `gemm` crate's AVX-512 code: this build has

@@ -20,6 +20,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use scalegrad_bert2bert::{Bert2BertConfig, shift_tokens_right};
 use scalegrad_loss::ScaleGradConfig;
+use scalegrad_ops::Execution;
 use scalegrad_train::config::OptimizerSection;
 use scalegrad_train::optim::{AdamWUpdate, adamw};
 
@@ -55,7 +56,7 @@ fn main() {
         .with_ignore_index(Some(-100))
         .init();
     for batch in [1usize, 4] {
-        let mut model = config.init(&device);
+        let mut model = config.init(&device).with_execution(Execution::Host);
         let optim_config: OptimizerSection =
             toml::from_str("lr = 1e-4\nweight_decay = 1e-4").expect("valid section");
         let mut optim = adamw(&optim_config, AdamWUpdate::Host);

@@ -23,6 +23,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use scalegrad_gpt2::{Gpt2Config, shift_for_next_token};
 use scalegrad_loss::ScaleGradConfig;
+use scalegrad_ops::Execution;
 use scalegrad_train::config::OptimizerSection;
 use scalegrad_train::optim::{AdamWUpdate, adamw};
 
@@ -37,10 +38,10 @@ fn main() {
     let update = match args.iter().position(|a| a == "--update") {
         Some(i) if args.get(i + 1).map(String::as_str) == Some("tensor") => AdamWUpdate::Tensor,
         Some(_) => AdamWUpdate::Host,
-        None => AdamWUpdate::for_backend(backend),
+        None => AdamWUpdate::for_execution(Execution::Host),
     };
     let update_label = match update {
-        _ if update == AdamWUpdate::for_backend(backend) => "",
+        _ if update == AdamWUpdate::for_execution(Execution::Host) => "",
         AdamWUpdate::Tensor => "tensor-adamw ",
         AdamWUpdate::Host => "host-adamw ",
     };
@@ -59,7 +60,8 @@ fn main() {
         (1usize, 128usize, if quick { 3 } else { 6 }),
         (4, 128, if quick { 2 } else { 4 }),
     ] {
-        let mut model = config.init(&device);
+        // Both CPU backends: the host fast paths, as the CLI runs them.
+        let mut model = config.init(&device).with_execution(Execution::Host);
         let optim_config: OptimizerSection =
             toml::from_str("lr = 2e-5\nweight_decay = 0.01\neps = 1e-8").expect("valid section");
         let mut optim = adamw(&optim_config, update);

@@ -361,6 +361,12 @@ pub struct EvaluationSection {
     /// Examples per generation batch.
     #[serde(default = "default_eval_batch")]
     pub batch_size: usize,
+    /// Open-ended: MiB of `[positions, vocab]` f32 logits the next-token evaluation
+    /// computes at once; a batch's positions are cut into chunks that fit (results do not
+    /// depend on it). Keeps a window of 1024 at batch 32 (3.3 GB of GPT-2 logits) under
+    /// wgpu's 2 GiB limit on one buffer; lower it when the device runs out of memory.
+    #[serde(default = "default_chunk_mib")]
+    pub chunk_mib: usize,
     /// ROUGE with the Porter stemmer (rouge_score's `use_stemmer`).
     #[serde(default = "yes")]
     pub rouge_stemmer: bool,
@@ -383,6 +389,9 @@ fn default_decoding() -> Vec<DecodingSpec> {
 }
 fn default_eval_batch() -> usize {
     8
+}
+fn default_chunk_mib() -> usize {
+    512
 }
 fn yes() -> bool {
     true
@@ -584,6 +593,12 @@ impl RunConfig {
             return Err(invalid(
                 "evaluation.batch_size",
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=1 << 20).contains(&e.chunk_mib) {
+            return Err(invalid(
+                "evaluation.chunk_mib",
+                format!("must be in 1..=1048576 (MiB), got {}", e.chunk_mib),
             ));
         }
         if self.model.source == "scratch" && self.model.scratch.is_none() {

@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device_failure;
 pub mod log;
 pub mod open_ended;
 pub mod optim;

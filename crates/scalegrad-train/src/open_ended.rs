@@ -201,6 +201,73 @@ pub struct OpenEndedEval<'a> {
     pub tokenizer: &'a Tokenizer,
     /// Continuations kept as samples per strategy.
     pub samples: usize,
+    /// Bytes of f32 logits the next-token metrics compute at once (`evaluation.chunk_mib`).
+    pub chunk_bytes: usize,
+}
+
+/// Teacher-forced predictions of a batch of windows, row-major `[batch * window]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictions {
+    /// Logits strictly greater than the target's (0: a hit; ties count as hits).
+    pub ranks: Vec<u32>,
+    /// The arg-max prediction.
+    pub argmax: Vec<u32>,
+    /// Negative log-likelihood of the target, in nats.
+    pub nll: Vec<f32>,
+}
+
+/// Next-token predictions of `inputs` against `targets` (both `[batch, window]` ids):
+/// one forward pass to the final hidden states, then the LM head and the statistics over
+/// chunks of positions whose `[positions, vocab]` f32 logits fit in `chunk_bytes`, so no
+/// buffer grows with the batch (a GPU backend may cap one buffer well below its memory:
+/// wgpu at 2 GiB). Every position's numbers are those of the unchunked computation.
+pub fn next_token_predictions(
+    model: &Gpt2,
+    inputs: TensorData,
+    targets: TensorData,
+    chunk_bytes: usize,
+) -> Result<Predictions, String> {
+    let device = model.device();
+    let (b, window) = (inputs.shape()[0], inputs.shape()[1]);
+    let ids = Tensor::<2, Int>::from_data(inputs, &device);
+    let targets = Tensor::<2, Int>::from_data(targets, &device).reshape([1, b * window]);
+    let hidden = model.forward_hidden(ids, None);
+    let width = hidden.dims()[2];
+    let hidden = hidden.reshape([1, b * window, width]);
+    let vocab = model.config().vocab_size;
+    let rows = b * window;
+    let chunk = (chunk_bytes / (vocab * 4)).clamp(1, rows);
+    let (mut ranks, mut argmax, mut nll) = (Vec::new(), Vec::new(), Vec::new());
+    for start in (0..rows).step_by(chunk) {
+        let len = chunk.min(rows - start);
+        let logits = model.lm_head(hidden.clone().narrow(1, start, len));
+        let target = targets.clone().narrow(1, start, len).reshape([1, len, 1]);
+        let target_logit = logits.clone().gather(2, target);
+        // Entries strictly greater than the target's logit: 0 is a hit (ties count).
+        ranks.push(
+            logits
+                .clone()
+                .greater(target_logit.clone().expand([1, len, vocab]))
+                .int()
+                .sum_dim(2)
+                .reshape([len]),
+        );
+        argmax.push(logits.clone().argmax(2).reshape([len]));
+        let log_norm = {
+            let max = logits.clone().max_dim(2);
+            (logits - max.clone()).exp().sum_dim(2).log() + max
+        };
+        nll.push((log_norm - target_logit).reshape([len]));
+    }
+    Ok(Predictions {
+        ranks: int_values(Tensor::cat(ranks, 0))?,
+        argmax: int_values(Tensor::cat(argmax, 0))?,
+        nll: Tensor::cat(nll, 0)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?,
+    })
 }
 
 fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, String> {
@@ -214,7 +281,6 @@ pub fn evaluate(
     model: &Gpt2,
     eval: &OpenEndedEval<'_>,
 ) -> Result<(OpenEndedMetrics, Vec<ContinuationSample>), String> {
-    let device = model.device();
     let n_tokens = eval.tokens.len();
     if n_tokens < eval.window + 1 {
         return Err(format!(
@@ -242,35 +308,13 @@ pub fn evaluate(
             inputs.extend(span[..eval.window].iter().map(|&t| t as i64));
             targets.extend(span[1..].iter().map(|&t| t as i64));
         }
-        let shape = [b, eval.window];
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(inputs, shape), &device);
-        let target_t =
-            Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), shape), &device);
-        let logits = model.forward(ids, None);
-        let [_, _, vocab] = logits.dims();
-        let target_logit = logits
-            .clone()
-            .gather(2, target_t.clone().reshape([b, eval.window, 1]));
-        // Entries strictly greater than the target's logit: 0 is a hit (ties count).
-        let ranks = logits
-            .clone()
-            .greater(target_logit.clone().expand([b, eval.window, vocab]))
-            .int()
-            .sum_dim(2)
-            .reshape([b, eval.window]);
-        let argmax = logits.clone().argmax(2).reshape([b, eval.window]);
-        let log_norm = {
-            let max = logits.clone().max_dim(2);
-            (logits - max.clone()).exp().sum_dim(2).log() + max
-        };
-        let nll = (log_norm - target_logit).reshape([b, eval.window]);
-        let ranks: Vec<u32> = int_values(ranks)?;
-        let argmax: Vec<u32> = int_values(argmax)?;
-        let nll: Vec<f32> = nll
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
+        let predictions = next_token_predictions(
+            model,
+            TensorData::new(inputs, [b, eval.window]),
+            TensorData::new(targets.clone(), [b, eval.window]),
+            eval.chunk_bytes,
+        )?;
+        let (ranks, argmax, nll) = (predictions.ranks, predictions.argmax, predictions.nll);
         perplexity.add_nlls(&nll);
         for r in 0..b {
             let range = r * eval.window..(r + 1) * eval.window;

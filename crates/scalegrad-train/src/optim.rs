@@ -7,6 +7,7 @@ use burn::optim::{
 };
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
+use scalegrad_ops::Execution;
 
 use crate::config::OptimizerSection;
 
@@ -46,12 +47,12 @@ pub enum AdamWUpdate {
 }
 
 impl AdamWUpdate {
-    /// The right choice for a backend named as on the command line (`flex`,
-    /// `ndarray`, `wgpu`, `cuda`, `tch`).
-    pub fn for_backend(backend: &str) -> Self {
-        match backend {
-            "flex" | "ndarray" => Self::Host,
-            _ => Self::Tensor,
+    /// The right choice for an execution policy: the host pass where tensors live in
+    /// host memory, burn's tensor operations everywhere else.
+    pub fn for_execution(execution: Execution) -> Self {
+        match execution {
+            Execution::Host => Self::Host,
+            Execution::Device => Self::Tensor,
         }
     }
 }
@@ -203,19 +204,38 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
-/// The global L2 norm of all gradients of `module` (one host read).
-pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+/// Scales every float parameter's gradient by a one-element device tensor.
+struct ScaleBy<'a> {
+    grads: &'a mut GradientsParams,
+    factor: Tensor<1>,
+}
+
+impl ModuleVisitor for ScaleBy<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let factor = self.factor.clone().reshape([1; D]);
+            self.grads.register(param.id, grad * factor);
+        }
+    }
+}
+
+/// The global L2 norm of all gradients of `module` as a one-element tensor on the
+/// gradients' device (no host read); `None` when there is no gradient.
+pub fn global_norm_tensor<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     let mut visitor = SquaredNorm {
         grads,
         parts: Vec::new(),
     };
     module.visit(&mut visitor);
     if visitor.parts.is_empty() {
-        return 0.0;
+        return None;
     }
-    let total = Tensor::cat(visitor.parts, 0).sum();
-    let value: f64 = total.into_scalar::<f32>() as f64;
-    value.sqrt()
+    Some(Tensor::cat(visitor.parts, 0).sum().sqrt())
+}
+
+/// The global L2 norm of all gradients of `module` (one host read).
+pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    global_norm_tensor(module, grads).map_or(0.0, |norm| norm.into_scalar::<f32>() as f64)
 }
 
 /// Multiplies every gradient of `module` by `factor`.
@@ -225,14 +245,39 @@ pub fn scale_gradients<M: Module>(module: &M, grads: &mut GradientsParams, facto
 
 /// Clips the global gradient norm to `max_norm` like PyTorch's `clip_grad_norm_`
 /// (`factor = max_norm / (norm + 1e-6)` when that is below one) and returns the norm
-/// before clipping.
-pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    let norm = global_norm(module, grads);
-    let factor = max_norm / (norm + 1e-6);
-    if factor < 1.0 {
-        scale_gradients(module, grads, factor);
+/// before clipping, as a one-element tensor (`None` without gradients).
+///
+/// With [`Execution::Device`] the factor is computed and applied on the device,
+/// `min(1, factor)` multiplied into every gradient, with no host read. With
+/// [`Execution::Host`] the norm is read (free where tensors live in host memory) and
+/// the gradients are scaled only when clipping is needed, which saves a pass over them
+/// in the usual case.
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+    execution: Execution,
+) -> Option<Tensor<1>> {
+    let norm = global_norm_tensor(module, grads)?;
+    match execution {
+        Execution::Host => {
+            let value = norm.clone().into_scalar::<f32>() as f64;
+            let factor = max_norm / (value + 1e-6);
+            if factor < 1.0 {
+                scale_gradients(module, grads, factor);
+            }
+        }
+        Execution::Device => {
+            let factor = norm
+                .clone()
+                .add_scalar(1e-6)
+                .recip()
+                .mul_scalar(max_norm)
+                .clamp_max(1.0);
+            module.visit(&mut ScaleBy { grads, factor });
+        }
     }
-    norm
+    Some(norm)
 }
 
 #[cfg(test)]
@@ -303,19 +348,26 @@ mod tests {
 
     #[test]
     fn clipping_scales_to_the_maximum_norm_and_leaves_small_gradients() {
-        let (model, mut grads) = model_and_grads();
-        let before = global_norm(&model, &grads);
-        let reported = clip_global_norm(&model, &mut grads, before / 4.0);
-        assert!((reported - before).abs() < 1e-9);
-        let after = host_norm(&model, &grads);
-        assert!(
-            (after - before / 4.0).abs() < 1e-3 * before,
-            "after={after}"
-        );
+        for execution in [Execution::Host, Execution::Device] {
+            let (model, mut grads) = model_and_grads();
+            let before = global_norm(&model, &grads);
+            let reported = clip_global_norm(&model, &mut grads, before / 4.0, execution)
+                .expect("gradients")
+                .into_scalar::<f32>() as f64;
+            assert!((reported - before).abs() < 1e-6 * before, "{execution}");
+            let after = host_norm(&model, &grads);
+            assert!(
+                (after - before / 4.0).abs() < 1e-3 * before,
+                "{execution}: after={after}"
+            );
 
-        let (model, mut grads) = model_and_grads();
-        clip_global_norm(&model, &mut grads, before * 10.0);
-        assert!((host_norm(&model, &grads) - before).abs() < 1e-5 * before);
+            let (model, mut grads) = model_and_grads();
+            clip_global_norm(&model, &mut grads, before * 10.0, execution);
+            assert!(
+                (host_norm(&model, &grads) - before).abs() < 1e-5 * before,
+                "{execution}"
+            );
+        }
     }
 
     #[derive(Module, Debug)]

@@ -28,6 +28,7 @@ use scalegrad_data::{
 use scalegrad_gpt2::{Gpt2, Gpt2Config};
 use scalegrad_loss::Objective;
 use scalegrad_metrics::BootstrapConfig;
+use scalegrad_ops::Execution;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
@@ -35,7 +36,6 @@ use tokenizers::Tokenizer;
 use crate::checkpoint::write_atomic;
 use crate::config::{ConfigError, Experiment, RunConfig};
 use crate::open_ended::{self, LmTask, OpenEndedEval};
-use crate::optim::AdamWUpdate;
 use crate::summarization::{self, SummarizationEval, SummarizationTask};
 use crate::trainer::{self, TrainOutcome, TrainSpec, best_dir};
 
@@ -73,6 +73,9 @@ pub enum RunError {
     /// Evaluation failed.
     #[error("evaluation: {0}")]
     Eval(String),
+    /// The device ran out of memory; the message names the keys to lower.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// A file could not be written.
     #[error("{path}: {message}")]
     Io {
@@ -92,10 +95,13 @@ pub struct RunOptions {
     pub config_path: PathBuf,
     /// Output folder; the run goes to `out/<experiment>/<name>`.
     pub out: PathBuf,
-    /// Backend name, for the provenance.
+    /// Backend name, for the provenance only (decisions follow `execution`).
     pub backend: String,
     /// The device (without autodiff).
     pub device: Device,
+    /// How models, optimiser and decoding compute on `device` (resolved once by the
+    /// caller from the backend).
+    pub execution: Execution,
     /// Continue from the newest checkpoint when there is one.
     pub resume: bool,
     /// Delete the run folder and start over.
@@ -136,7 +142,7 @@ fn train_spec<'a>(
         objective,
         max_steps: opts.max_steps,
         resume: opts.resume,
-        update: AdamWUpdate::for_backend(&opts.backend),
+        execution: opts.execution,
     }
 }
 
@@ -153,7 +159,14 @@ fn train_unless_eval_only<T: trainer::Task>(
         return Ok((None, model.valid()));
     }
     let run_dir = spec.run_dir;
-    let outcome = trainer::train(task, model, spec)?;
+    let advice = format!(
+        "lower training.batch_size (and raise optimizer.grad_accumulation to keep the \
+         effective batch), then rerun with --resume; the checkpoints in {} are intact",
+        run_dir.display()
+    );
+    let outcome =
+        crate::device_failure::guard("training", &advice, || trainer::train(task, model, spec))
+            .map_err(RunError::OutOfMemory)??;
     Ok((Some(outcome), load_best(&best_dir(run_dir))?))
 }
 
@@ -205,7 +218,7 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf> {
         config_file: opts.config_path.display().to_string(),
         git_revision: git_revision(),
         backend: opts.backend.clone(),
-        device: device_description(&opts.backend, &opts.device),
+        device: device_description(opts.execution, &opts.device),
         steps: outcome.train.as_ref().map_or(0, |t| t.state.step),
         train_seconds: outcome
             .train
@@ -275,14 +288,42 @@ struct Outcome {
 
 /// The device as burn prints it, with the matrix kernels of the CPU backends (gemm's
 /// AVX-512 or AVX2 code), which change a CPU run's speed by a quarter.
-fn device_description(backend: &str, device: &Device) -> String {
-    match backend {
-        "flex" | "ndarray" if scalegrad_ops::avx512_kernels() => {
+fn device_description(execution: Execution, device: &Device) -> String {
+    match execution {
+        Execution::Host if scalegrad_ops::avx512_kernels() => {
             format!("{device:?}, gemm AVX-512 kernels")
         }
-        "flex" | "ndarray" => format!("{device:?}, gemm without AVX-512"),
-        _ => format!("{device:?}"),
+        Execution::Host => format!("{device:?}, gemm without AVX-512"),
+        Execution::Device => format!("{device:?}"),
     }
+}
+
+/// Runs an evaluation, turning a device allocation failure into an error that names
+/// the evaluation keys to lower and says that the trained model is kept.
+fn guard_evaluation<T>(
+    config: &RunConfig,
+    opts: &RunOptions,
+    dir: &Path,
+    work: impl FnOnce() -> T,
+) -> Result<T> {
+    let chunk = match config.run.experiment {
+        Experiment::OpenEnded => " or evaluation.chunk_mib",
+        Experiment::Summarization => "",
+    };
+    let kept = if config.run.eval_only {
+        String::new()
+    } else {
+        format!(
+            "; training is finished and its best model is kept in {}, so the rerun only \
+             evaluates",
+            best_dir(dir).display()
+        )
+    };
+    let advice = format!(
+        "lower evaluation.batch_size{chunk} in {} and rerun with --resume{kept}",
+        opts.config_path.display()
+    );
+    crate::device_failure::guard("evaluation", &advice, work).map_err(RunError::OutOfMemory)
 }
 
 fn git_revision() -> String {
@@ -418,7 +459,8 @@ fn open_ended_run(
         let model_dir =
             resolve_model_dir(hub, &config.model.source, config.model.revision.as_deref())?;
         Gpt2::from_pretrained(&model_dir, &train_device)?.0
-    };
+    }
+    .with_execution(opts.execution);
     let positions = model.config().n_positions;
     let block = config.data.block_size.expect("validated");
     for (key, needed) in [
@@ -482,27 +524,34 @@ fn open_ended_run(
         &task,
         model,
         train_spec(opts, config, dir, train_device.clone(), objective),
-        |best| Ok(Gpt2::from_pretrained(best, &opts.device)?.0),
+        |best| {
+            Ok(Gpt2::from_pretrained(best, &opts.device)?
+                .0
+                .with_execution(opts.execution))
+        },
     )?;
 
     let started = Instant::now();
     let e = &config.evaluation;
-    let (metrics, samples) = open_ended::evaluate(
-        &model,
-        &OpenEndedEval {
-            tokens: column(&test_split),
-            window: e.window,
-            max_windows: e.max_windows,
-            prefix_len: e.prefix_len,
-            continuation_len: e.continuation_len,
-            max_continuations: e.max_continuations,
-            decoding: &e.decoding,
-            batch_size: e.batch_size,
-            seed: config.run.seed,
-            tokenizer: &tokenizer,
-            samples: 5,
-        },
-    )
+    let (metrics, samples) = guard_evaluation(config, opts, dir, || {
+        open_ended::evaluate(
+            &model,
+            &OpenEndedEval {
+                tokens: column(&test_split),
+                window: e.window,
+                max_windows: e.max_windows,
+                prefix_len: e.prefix_len,
+                continuation_len: e.continuation_len,
+                max_continuations: e.max_continuations,
+                decoding: &e.decoding,
+                batch_size: e.batch_size,
+                seed: config.run.seed,
+                tokenizer: &tokenizer,
+                samples: 5,
+                chunk_bytes: e.chunk_mib << 20,
+            },
+        )
+    })?
     .map_err(RunError::Eval)?;
     Ok(Outcome {
         train,
@@ -581,6 +630,7 @@ fn summarization_run(
         let loaded = scalegrad_bert2bert::load_pretrained(&model_dir, &train_device)?;
         (loaded.model, loaded.config, loaded.generation)
     };
+    let model = model.with_execution(opts.execution);
     let max_source = config.data.max_source_length.expect("validated");
     let max_target = config.data.max_target_length.expect("validated");
     if max_source > model_config.encoder.max_position_embeddings {
@@ -650,7 +700,11 @@ fn summarization_run(
         &task,
         model,
         train_spec(opts, config, dir, train_device.clone(), objective),
-        |best| Ok(scalegrad_bert2bert::load_pretrained(best, &opts.device)?.model),
+        |best| {
+            Ok(scalegrad_bert2bert::load_pretrained(best, &opts.device)?
+                .model
+                .with_execution(opts.execution))
+        },
     )?;
 
     let e = &config.evaluation;
@@ -673,26 +727,28 @@ fn summarization_run(
     generation.validate()?;
     let raw = read_columns(&test_files.files, &["article", "highlights", "id"])?;
     let started = Instant::now();
-    let (metrics, samples) = summarization::evaluate(
-        &model,
-        &SummarizationEval {
-            test: &test_set,
-            articles: &raw[0],
-            highlights: &raw[1],
-            ids: &raw[2],
-            max_examples: e.max_examples,
-            generation: &generation,
-            batch_size: e.batch_size,
-            pad_id: ids.pad,
-            tokenizer: &tokenizer,
-            stemmer: e.rouge_stemmer,
-            bootstrap: BootstrapConfig {
-                n_samples: e.bootstrap_samples,
-                ..BootstrapConfig::default()
+    let (metrics, samples) = guard_evaluation(config, opts, dir, || {
+        summarization::evaluate(
+            &model,
+            &SummarizationEval {
+                test: &test_set,
+                articles: &raw[0],
+                highlights: &raw[1],
+                ids: &raw[2],
+                max_examples: e.max_examples,
+                generation: &generation,
+                batch_size: e.batch_size,
+                pad_id: ids.pad,
+                tokenizer: &tokenizer,
+                stemmer: e.rouge_stemmer,
+                bootstrap: BootstrapConfig {
+                    n_samples: e.bootstrap_samples,
+                    ..BootstrapConfig::default()
+                },
+                samples: 5,
             },
-            samples: 5,
-        },
-    )
+        )
+    })?
     .map_err(RunError::Eval)?;
     Ok(Outcome {
         train,

@@ -10,6 +10,20 @@
 //! objective, backward, accumulate; then clip the global gradient norm, take the AdamW
 //! step with the scheduled learning rate, and log. Every `eval_every` steps (and at the
 //! end) it validates, keeps the best model, and writes a resumable checkpoint.
+//!
+//! **Where the loop reads from the device.** A read is a synchronisation: on a GPU it
+//! stalls the host until the queue drains, so a step that reads between forward and
+//! backward cannot overlap anything. The statistics of every micro-batch (objective and
+//! NLL sums, scored tokens, novel tokens) stay on the device as a four-element tensor,
+//! and gradient clipping computes its factor there too ([`clip_global_norm`] with
+//! [`Execution::Device`]). They are read in one transfer at the steps that need them:
+//! each `log_every` step (which also reads the gradient norm it logs), and before a
+//! validation or a checkpoint, so that a NaN loss is caught before anything is saved.
+//! The other reads are validation itself (one per validation batch) and saving. So an
+//! optimiser step between two log steps performs no device-to-host read. With
+//! [`Execution::Host`] (CPU backends) every tensor already lives in host memory; there
+//! the clipping factor is read on the host, which saves a pass over the gradients when
+//! no clipping is needed.
 
 use std::path::Path;
 use std::time::Instant;
@@ -18,11 +32,12 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
 use scalegrad_loss::{LossOutput, Objective};
+use scalegrad_ops::Execution;
 
 use crate::checkpoint::{self, Best, TrainState};
 use crate::config::{RunConfig, SelectBy};
 use crate::log::{Event, Progress, RunLog};
-use crate::optim::{AdamWUpdate, adamw, clip_global_norm, global_norm};
+use crate::optim::{AdamWUpdate, adamw, clip_global_norm, global_norm_tensor};
 use crate::schedule::Schedule;
 
 /// A failure of the loop, with what the user can do about it.
@@ -73,18 +88,28 @@ impl Validation {
         empty: &str,
         mut batch_loss: impl FnMut(Vec<usize>) -> LossOutput,
     ) -> Result<Self, String> {
-        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
+        let mut batches = Vec::new();
         for start in (0..n).step_by(batch_size.max(1)) {
             let out = batch_loss((start..(start + batch_size).min(n)).collect());
-            // One host read per batch.
-            let sums = Tensor::cat(vec![out.token_loss.sum(), out.nll.sum(), out.count], 0)
-                .into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .map_err(|e| format!("reading validation sums: {e:?}"))?;
-            loss += sums[0];
-            nll += sums[1];
-            count += sums[2];
+            batches.push(Tensor::cat(
+                vec![out.token_loss.sum(), out.nll.sum(), out.count],
+                0,
+            ));
+        }
+        if batches.is_empty() {
+            return Err(empty.to_string());
+        }
+        // One host read for the whole validation; the batches' sums add up in f64.
+        let sums = Tensor::cat(batches, 0)
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .map_err(|e| format!("reading validation sums: {e:?}"))?;
+        let (mut loss, mut nll, mut count) = (0.0f64, 0.0f64, 0.0f64);
+        for batch in sums.chunks_exact(3) {
+            loss += batch[0];
+            nll += batch[1];
+            count += batch[2];
         }
         if count == 0.0 {
             return Err(empty.to_string());
@@ -135,9 +160,8 @@ pub struct TrainSpec<'a> {
     pub max_steps: Option<usize>,
     /// Continue from the newest checkpoint in the run folder.
     pub resume: bool,
-    /// How the optimiser computes updates (pick by backend with
-    /// [`AdamWUpdate::for_backend`]).
-    pub update: AdamWUpdate,
+    /// How the device computes: the optimiser's update path, gradient clipping.
+    pub execution: Execution,
 }
 
 /// The outcome of a training run.
@@ -172,7 +196,7 @@ pub fn train<T: Task>(
     };
 
     std::fs::create_dir_all(spec.run_dir)?;
-    let mut optimizer = adamw(opt, spec.update);
+    let mut optimizer = adamw(opt, AdamWUpdate::for_execution(spec.execution));
     let mut model = model;
     let mut state = TrainState::default();
     if spec.resume
@@ -191,9 +215,9 @@ pub fn train<T: Task>(
 
     let per_epoch = task.batches_per_epoch().max(1) as u64;
     let mut progress = Progress::new("train", stop_at as u64, state.step as u64);
-    let session = Instant::now();
-    let session_start_seconds = state.train_seconds;
     let mut window = Window::default();
+    let mut pending = Pending::default();
+    let mut last = MicroStats::default();
 
     while state.step < stop_at {
         // Dropout masks depend only on (seed, step): a resumed run draws the same ones.
@@ -201,7 +225,7 @@ pub fn train<T: Task>(
             .seed(config.run.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ state.step as u64);
         let step_started = Instant::now();
         let mut accumulator = GradientsAccumulator::<T::Model>::new();
-        let mut micro = MicroStats::default();
+        let mut step_stats: Option<Tensor<1>> = None;
         for _ in 0..opt.grad_accumulation {
             let batch = task.batch(state.epoch, state.batch_in_epoch as usize);
             state.batch_in_epoch += 1;
@@ -211,57 +235,77 @@ pub fn train<T: Task>(
             }
             let (logits, targets) = task.forward(&model, &batch, &spec.device);
             let out = spec.objective.forward_detailed(logits, targets);
-            // One host read per micro-batch: the values to log and to check for NaN.
-            let [loss_sum, nll_sum, count, novel] = read4(
-                out.token_loss.clone().sum(),
-                out.nll.sum(),
-                out.count.clone(),
-                out.novel.float().mul(out.scored.float()).sum(),
-            );
-            if !loss_sum.is_finite() {
-                return Err(TrainError::Diverged {
-                    step: state.step + 1,
-                    value: loss_sum,
-                    checkpoint: checkpoint::latest(spec.run_dir)?
-                        .map_or("none yet (no checkpoint was written)".into(), |p| {
-                            p.display().to_string()
-                        }),
-                });
-            }
-            micro.add(loss_sum, nll_sum, count, novel);
+            // The values to log and to check for NaN, kept on the device (no read).
+            let stats = micro_stats(&out);
+            step_stats = Some(match step_stats {
+                Some(sum) => sum + stats,
+                None => stats,
+            });
             // Average over micro-batches, so the step matches one big batch.
             let loss = out.loss / opt.grad_accumulation as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
         }
         let mut grads = accumulator.grads();
+        let step = state.step + 1;
+        let log_now = step % config.training.log_every == 0 || step == stop_at;
         let grad_norm = match opt.max_grad_norm {
-            Some(max) => clip_global_norm(&model, &mut grads, max),
-            None => global_norm(&model, &grads),
+            Some(max) => clip_global_norm(&model, &mut grads, max, spec.execution),
+            // Only a logged step needs the norm.
+            None if log_now => global_norm_tensor(&model, &grads),
+            None => None,
         };
         let lr = schedule.lr(state.step);
         model = optimizer.step(lr, model, grads);
-        state.step += 1;
-        state.tokens += micro.count as u64;
+        state.step = step;
+        pending.push(step_stats.expect("grad_accumulation >= 1"), grad_norm);
+
+        let validate_now = step % config.training.eval_every == 0 || step == stop_at;
+        let checkpoint_now = match config.training.checkpoint_every {
+            Some(every) => step % every == 0,
+            None => validate_now,
+        } || step == stop_at;
+        let mut read = None;
+        if log_now || validate_now || checkpoint_now {
+            let (steps, grad_norm) = pending.read()?;
+            let first = step + 1 - steps.len();
+            for (i, micro) in steps.iter().enumerate() {
+                if !micro.loss_sum.is_finite() {
+                    return Err(TrainError::Diverged {
+                        step: first + i,
+                        value: micro.loss_sum,
+                        checkpoint: checkpoint::latest(spec.run_dir)?
+                            .map_or("none yet (no checkpoint was written)".into(), |p| {
+                                p.display().to_string()
+                            }),
+                    });
+                }
+                state.tokens += micro.count as u64;
+                window.stats.add(micro);
+            }
+            last = steps.last().cloned().unwrap_or_default();
+            read = Some(grad_norm);
+        }
+        // On a GPU the time of the queued steps shows up at the read above.
         let elapsed = step_started.elapsed().as_secs_f64();
         state.train_seconds += elapsed;
-        window.add(&micro, elapsed);
+        window.seconds += elapsed;
 
         progress.advance(
             1,
             format!(
                 "loss {:.3} nll {:.3} lr {lr:.2e} {:.0} tok/s",
-                micro.loss(),
-                micro.nll(),
-                micro.count / elapsed.max(1e-9)
+                last.loss(),
+                last.nll(),
+                window.tokens_per_s()
             ),
         );
-        if state.step % config.training.log_every == 0 || state.step == stop_at {
-            log.write(&window.event(state.step, lr, grad_norm))?;
+        if log_now {
+            let grad_norm = read.flatten().unwrap_or(0.0);
+            log.write(&window.event(step, lr, grad_norm))?;
             window = Window::default();
         }
 
-        let validate_now = state.step % config.training.eval_every == 0 || state.step == stop_at;
         if validate_now {
             let v = task.validate(&model.valid()).map_err(TrainError::Task)?;
             let score = match config.training.select_by {
@@ -270,61 +314,109 @@ pub fn train<T: Task>(
             };
             let better = state.best.as_ref().is_none_or(|b| score < b.value);
             if better {
-                state.best = Some(Best {
-                    step: state.step,
-                    value: score,
-                });
+                state.best = Some(Best { step, value: score });
                 task.save_best(&model.valid(), &best_dir(spec.run_dir))
                     .map_err(TrainError::Task)?;
             }
             log.write(&Event::Valid {
-                step: state.step,
+                step,
                 loss: v.loss,
                 nll: v.nll,
                 perplexity: v.nll.exp(),
                 best: better,
             })?;
             progress.println(format!(
-                "step {}: validation loss {:.4}, perplexity {:.2}{}",
-                state.step,
+                "step {step}: validation loss {:.4}, perplexity {:.2}{}",
                 v.loss,
                 v.nll.exp(),
                 if better { " (best so far)" } else { "" }
             ));
         }
-        let checkpoint_now = match config.training.checkpoint_every {
-            Some(every) => state.step % every == 0,
-            None => validate_now,
-        };
-        if checkpoint_now || state.step == stop_at {
+        if checkpoint_now {
             checkpoint::save(spec.run_dir, &model, &optimizer, &state)?;
         }
     }
     progress.finish();
-    let seconds = state.train_seconds - session_start_seconds;
-    let _ = session;
     Ok(TrainOutcome {
         tokens_per_s: if state.train_seconds > 0.0 {
             state.tokens as f64 / state.train_seconds
         } else {
             0.0
         },
-        state: TrainState {
-            train_seconds: session_start_seconds + seconds,
-            ..state
-        },
+        state,
     })
 }
 
-/// Reads four one-element tensors with one transaction-free host read each.
-fn read4(a: Tensor<1>, b: Tensor<1>, c: Tensor<1>, d: Tensor<1>) -> [f64; 4] {
-    let all = Tensor::cat(vec![a, b, c, d], 0).into_data();
-    let v: Vec<f32> = all.convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
-    [v[0] as f64, v[1] as f64, v[2] as f64, v[3] as f64]
+/// `[objective sum, NLL sum, scored tokens, novel scored tokens]` of a micro-batch, on
+/// the device and outside the autodiff graph.
+fn micro_stats(out: &LossOutput) -> Tensor<1> {
+    let novel = out
+        .novel
+        .clone()
+        .float()
+        .mul(out.scored.clone().float())
+        .sum();
+    Tensor::cat(
+        vec![
+            out.token_loss.clone().sum(),
+            out.nll.clone().sum(),
+            out.count.clone(),
+            novel,
+        ],
+        0,
+    )
+    .inner()
 }
 
-/// Sums over the micro-batches of one step.
+/// Per-step statistics and the latest gradient norm not yet read from the device.
 #[derive(Default)]
+struct Pending {
+    steps: Vec<Tensor<1>>,
+    grad_norm: Option<Tensor<1>>,
+}
+
+impl Pending {
+    fn push(&mut self, stats: Tensor<1>, grad_norm: Option<Tensor<1>>) {
+        self.steps.push(stats);
+        if grad_norm.is_some() {
+            self.grad_norm = grad_norm;
+        }
+    }
+
+    /// Reads everything pending in one transfer: each step's sums, and the newest
+    /// gradient norm when one was computed since the last read.
+    fn read(&mut self) -> Result<(Vec<MicroStats>, Option<f64>), TrainError> {
+        let steps = std::mem::take(&mut self.steps);
+        let n = steps.len();
+        let mut parts = steps;
+        let has_norm = self.grad_norm.is_some();
+        if let Some(norm) = self.grad_norm.take() {
+            parts.push(norm);
+        }
+        if parts.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let values = Tensor::cat(parts, 0)
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .map_err(|e| TrainError::Task(format!("reading the training statistics: {e:?}")))?;
+        let stats = values
+            .chunks_exact(4)
+            .take(n)
+            .map(|v| MicroStats {
+                loss_sum: v[0],
+                nll_sum: v[1],
+                count: v[2],
+                novel: v[3],
+            })
+            .collect();
+        Ok((stats, has_norm.then(|| values[4 * n])))
+    }
+}
+
+/// Sums over the micro-batches of one step, or over the steps of a log window.
+#[derive(Clone, Default)]
 struct MicroStats {
     loss_sum: f64,
     nll_sum: f64,
@@ -333,11 +425,11 @@ struct MicroStats {
 }
 
 impl MicroStats {
-    fn add(&mut self, loss_sum: f64, nll_sum: f64, count: f64, novel: f64) {
-        self.loss_sum += loss_sum;
-        self.nll_sum += nll_sum;
-        self.count += count;
-        self.novel += novel;
+    fn add(&mut self, other: &MicroStats) {
+        self.loss_sum += other.loss_sum;
+        self.nll_sum += other.nll_sum;
+        self.count += other.count;
+        self.novel += other.novel;
     }
     fn loss(&self) -> f64 {
         self.loss_sum / self.count.max(1.0)
@@ -355,10 +447,8 @@ struct Window {
 }
 
 impl Window {
-    fn add(&mut self, micro: &MicroStats, seconds: f64) {
-        self.stats
-            .add(micro.loss_sum, micro.nll_sum, micro.count, micro.novel);
-        self.seconds += seconds;
+    fn tokens_per_s(&self) -> f64 {
+        self.stats.count / self.seconds.max(1e-9)
     }
 
     fn event(&self, step: usize, lr: f64, grad_norm: f64) -> Event {
@@ -368,7 +458,7 @@ impl Window {
             nll: self.stats.nll(),
             lr,
             grad_norm,
-            tokens_per_s: self.stats.count / self.seconds.max(1e-9),
+            tokens_per_s: self.tokens_per_s(),
             novel_fraction: self.stats.novel / self.stats.count.max(1.0),
         }
     }

@@ -160,6 +160,7 @@ pub fn run(args: Args) -> Result<()> {
     .with_context(|| format!("finding the model `{}`", args.model))?;
     let (model, report) = Gpt2::from_pretrained(&dir, &device)
         .with_context(|| format!("loading the GPT-2 checkpoint in {}", dir.display()))?;
+    let model = model.with_execution(args.device.backend.execution());
     eprintln!(
         "loaded {} ({} tensors, {} parameters) on {}",
         report.path.display(),

@@ -242,8 +242,9 @@ pub fn run(args: Args) -> Result<()> {
         args.revision.as_deref(),
     )
     .with_context(|| format!("finding the model `{}`", args.model))?;
-    let loaded = load_pretrained(&dir, &device)
+    let mut loaded = load_pretrained(&dir, &device)
         .with_context(|| format!("loading the BERT2BERT checkpoint in {}", dir.display()))?;
+    loaded.model = loaded.model.with_execution(args.device.backend.execution());
     let tokenizer = load_tokenizer(&dir)
         .with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
     let defaults = loaded

@@ -4,4 +4,5 @@
 //! `cargo test -p scalegrad-train --test suite MODULE`.
 
 mod configs;
+mod next_token_chunks;
 mod trainer;

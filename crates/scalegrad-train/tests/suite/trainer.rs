@@ -10,6 +10,7 @@ use scalegrad_data::cache::TokenArray;
 use scalegrad_data::lm::{LmWindows, WindowConfig};
 use scalegrad_data::{BatchSampler, LmBatch, SamplerConfig};
 use scalegrad_gpt2::{Gpt2, Gpt2Config};
+use scalegrad_ops::Execution;
 use scalegrad_train::checkpoint;
 use scalegrad_train::config::RunConfig;
 use scalegrad_train::log::{Event, read_events};
@@ -62,9 +63,12 @@ fn task<'a>(tokens: &'a TokenArray, tokenizer_dir: &Path, config: &RunConfig) ->
     }
 }
 
-fn model(device: &Device) -> Gpt2 {
+fn model(device: &Device, execution: Execution) -> Gpt2 {
     device.seed(5);
-    Gpt2Config::tiny(VOCAB).with_dropout(0.1).init(device)
+    Gpt2Config::tiny(VOCAB)
+        .with_dropout(0.1)
+        .init(device)
+        .with_execution(execution)
 }
 
 fn spec<'a>(
@@ -72,6 +76,7 @@ fn spec<'a>(
     dir: &'a Path,
     max_steps: Option<usize>,
     resume: bool,
+    execution: Execution,
 ) -> TrainSpec<'a> {
     TrainSpec {
         config,
@@ -80,7 +85,7 @@ fn spec<'a>(
         objective: config.objective.init(Some(-100)).unwrap(),
         max_steps,
         resume,
-        update: AdamWUpdate::Host,
+        execution,
     }
 }
 
@@ -100,29 +105,49 @@ fn train_losses(dir: &Path) -> Vec<(usize, f64)> {
 /// turns.
 static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
+/// Both execution policies on flex: the host paths, and the device paths a GPU takes
+/// (burn's dropout, the tensor AdamW, clipping and statistics kept on the device).
 #[test]
 fn a_resumed_run_follows_the_uninterrupted_loss_curve() {
+    for execution in [Execution::Host, Execution::Device] {
+        resumed_run_follows_the_uninterrupted_loss_curve(execution);
+    }
+}
+
+fn resumed_run_follows_the_uninterrupted_loss_curve(execution: Execution) {
     let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let config = config();
+    let mut config = config();
+    // Clipping on, so the device-side clipping factor is part of what must agree.
+    config.optimizer.max_grad_norm = Some(0.5);
     let tokens = tokens();
     let tmp = tempfile::tempdir().unwrap();
     let task = task(&tokens, tmp.path(), &config);
     let device = Device::flex().autodiff();
 
     let straight = tmp.path().join("straight");
-    train(&task, model(&device), spec(&config, &straight, None, false)).unwrap();
+    train(
+        &task,
+        model(&device, execution),
+        spec(&config, &straight, None, false, execution),
+    )
+    .unwrap();
 
     let resumed = tmp.path().join("resumed");
     let first = train(
         &task,
-        model(&device),
-        spec(&config, &resumed, Some(3), false),
+        model(&device, execution),
+        spec(&config, &resumed, Some(3), false, execution),
     )
     .unwrap();
     assert_eq!(first.state.step, 3);
     // A fresh process would rebuild the model from the config; its weights are then
     // replaced by the checkpoint's.
-    let second = train(&task, model(&device), spec(&config, &resumed, None, true)).unwrap();
+    let second = train(
+        &task,
+        model(&device, execution),
+        spec(&config, &resumed, None, true, execution),
+    )
+    .unwrap();
     assert_eq!(second.state.step, 6);
 
     let a = train_losses(&straight);
@@ -135,7 +160,7 @@ fn a_resumed_run_follows_the_uninterrupted_loss_curve() {
     for ((step, x), (_, y)) in a.iter().zip(&b) {
         assert!(
             (x - y).abs() < 1e-5,
-            "step {step}: uninterrupted loss {x}, resumed {y}"
+            "{execution}, step {step}: uninterrupted loss {x}, resumed {y}"
         );
     }
     // The losses must move, or the comparison above proves nothing.
@@ -205,10 +230,24 @@ impl Task for Poisoned<'_> {
     }
 }
 
+/// The step of a NaN loss is found exactly even when the statistics are read only every
+/// few steps (`log_every = 4` here: steps 1 to 3 are read before the checkpoint at 3,
+/// step 4 at its log, steps 5 and 6 only before the validation of step 6).
 #[test]
 fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    for (execution, log_every) in [
+        (Execution::Host, 1),
+        (Execution::Device, 1),
+        (Execution::Device, 4),
+    ] {
+        nan_loss_stops_the_run(execution, log_every);
+    }
+}
+
+fn nan_loss_stops_the_run(execution: Execution, log_every: usize) {
     let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let config = config();
+    let mut config = config();
+    config.training.log_every = log_every;
     let tokens = tokens();
     let tmp = tempfile::tempdir().unwrap();
     let task = Poisoned {
@@ -218,12 +257,17 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     };
     let device = Device::flex().autodiff();
     let dir = tmp.path().join("run");
-    let err = train(&task, model(&device), spec(&config, &dir, None, false)).unwrap_err();
+    let err = train(
+        &task,
+        model(&device, execution),
+        spec(&config, &dir, None, false, execution),
+    )
+    .unwrap_err();
     match &err {
         TrainError::Diverged {
             step, checkpoint, ..
         } => {
-            assert_eq!(*step, 5);
+            assert_eq!(*step, 5, "{execution}, log_every {log_every}");
             assert!(checkpoint.ends_with("step-0000003"), "{checkpoint}");
         }
         other => panic!("expected divergence, got {other}"),
@@ -233,7 +277,8 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let latest = checkpoint::latest(&dir).unwrap().unwrap();
     assert!(latest.ends_with("step-0000003"));
     // The checkpoint is complete and loads.
-    let optimizer = scalegrad_train::optim::adamw(&config.optimizer, AdamWUpdate::Host);
-    let (_, _, state) = checkpoint::load(&latest, model(&device), optimizer).unwrap();
+    let optimizer =
+        scalegrad_train::optim::adamw(&config.optimizer, AdamWUpdate::for_execution(execution));
+    let (_, _, state) = checkpoint::load(&latest, model(&device, execution), optimizer).unwrap();
     assert_eq!(state.step, 3);
 }

@@ -32,10 +32,13 @@ pub fn expected(name: &str) -> Value {
 }
 
 /// A fixture model on flex.
+/// A fixture model on flex with the CPU fast paths (`Execution::Host`, as the CLI runs
+/// flex); tests of the device paths switch with `with_execution`.
 pub fn load(name: &str) -> Gpt2 {
     Gpt2::from_pretrained(fixture(name), &Device::flex())
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
         .0
+        .with_execution(scalegrad_ops::Execution::Host)
 }
 
 pub fn f32s(value: &Value) -> Vec<f32> {
