@@ -138,6 +138,9 @@ pub struct Args {
     /// Skip the reference (Python) side.
     #[arg(long)]
     no_reference: bool,
+    /// `gpu` only: the GPU backend to build and time (wgpu, cuda, tch).
+    #[arg(long, default_value = "wgpu")]
+    backend: String,
     /// Extra arguments passed to both sides (e.g. `--quick`).
     #[arg(last = true)]
     extra: Vec<String>,
@@ -172,7 +175,15 @@ pub fn run(args: Args) -> Result<()> {
         for spec in SPECS {
             println!("{:<10} {}", spec.name, spec.about);
         }
+        println!(
+            "{:<10} train steps and greedy decoding on a GPU beside PyTorch (builds a bundle to \
+             run where the GPU is)",
+            "gpu"
+        );
         return Ok(());
+    }
+    if args.name == "gpu" {
+        return crate::bench_gpu::run_gpu(&args.backend, &args.extra);
     }
     let Some(spec) = SPECS.iter().find(|s| s.name == args.name) else {
         let names: Vec<_> = SPECS.iter().map(|s| s.name).collect();

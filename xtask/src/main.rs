@@ -3,6 +3,7 @@
 //! seconds.
 
 mod bench;
+mod bench_gpu;
 mod ci;
 mod libtorch;
 mod plot;

@@ -30,7 +30,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -541,6 +541,11 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {
 
 /// What a search needs from a model: next-token logits for the last tokens of every row,
 /// and reordering of the rows' cached state when beams are reselected.
+///
+/// The searches ask for the two results they use, [`greedy_tokens`](Self::greedy_tokens)
+/// and [`beam_candidates`](Self::beam_candidates); their default implementations read
+/// [`step`](Self::step)'s logits on the host. A stepper whose model runs on a GPU
+/// overrides them to compute the same on the device and read back only the result.
 pub trait Stepper {
     /// Vocabulary size (length of each logits row).
     fn vocab_size(&self) -> usize;
@@ -549,6 +554,54 @@ pub trait Stepper {
     fn step(&mut self, tokens: &[u32]) -> Vec<f32>;
     /// Row `r` continues from old row `rows[r]` (beam search only).
     fn reorder(&mut self, rows: &[usize]);
+
+    /// Feeds one token per row and returns each row's arg-max after the processors
+    /// (`histories[r]`: row `r`'s sequence so far, start token included).
+    fn greedy_tokens(
+        &mut self,
+        tokens: &[u32],
+        histories: &[&[u32]],
+        config: &GenerationConfig,
+    ) -> Vec<u32> {
+        let vocab = self.vocab_size();
+        let mut logits = self.step(tokens);
+        logits
+            .chunks_exact_mut(vocab)
+            .zip(histories)
+            .map(|(row, history)| {
+                process_row(row, history, config);
+                argmax(row) as u32
+            })
+            .collect()
+    }
+
+    /// Feeds one token per row (`beams` rows per source) and returns, per source, the
+    /// `keep` best `(beam * vocab + token, score)` continuations, best first, where the
+    /// score is the processed log-probability plus the row's running score `scores[r]`
+    /// (steps b and c of transformers' beam search).
+    fn beam_candidates(
+        &mut self,
+        tokens: &[u32],
+        histories: &[&[u32]],
+        scores: &[f32],
+        beams: usize,
+        keep: usize,
+        config: &GenerationConfig,
+    ) -> Vec<Vec<(usize, f32)>> {
+        let vocab = self.vocab_size();
+        let mut logits = self.step(tokens);
+        for ((row, history), score) in logits.chunks_exact_mut(vocab).zip(histories).zip(scores) {
+            log_softmax(row);
+            process_row(row, history, config);
+            for x in row.iter_mut() {
+                *x += score;
+            }
+        }
+        logits
+            .chunks_exact(beams * vocab)
+            .map(|block| top_k(block, keep))
+            .collect()
+    }
 }
 
 /// Greedy search (transformers' `_sample` without sampling) for `sources` rows. Finished
@@ -558,23 +611,20 @@ pub fn greedy_search<S: Stepper>(
     sources: usize,
     config: &GenerationConfig,
 ) -> Vec<Generated> {
-    let vocab = stepper.vocab_size();
     let pad = config.pad_token_id.unwrap_or(0);
     let mut sequences = vec![vec![config.decoder_start_token_id]; sources];
     let mut finished = vec![false; sources];
     let mut next: Vec<u32> = sequences.iter().map(|s| s[0]).collect();
     while sequences[0].len() < config.max_length && finished.iter().any(|f| !f) {
-        let logits = stepper.step(&next);
+        let histories: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let chosen = stepper.greedy_tokens(&next, &histories, config);
         let cur_len = sequences[0].len();
-        for (r, row) in logits.chunks_exact(vocab).enumerate() {
+        for (r, &token) in chosen.iter().enumerate() {
             if finished[r] {
                 next[r] = pad;
                 sequences[r].push(pad);
                 continue;
             }
-            let mut row = row.to_vec();
-            process_row(&mut row, &sequences[r], config);
-            let token = argmax(&row) as u32;
             next[r] = token;
             sequences[r].push(token);
             if config.eos_token_ids.contains(&token) || cur_len + 1 >= config.max_length {
@@ -645,22 +695,21 @@ pub fn beam_search<S: Stepper>(
     let mut cur_len = prompt;
     let mut tokens: Vec<u32> = vec![start; sources * nb];
     loop {
-        let mut logits = stepper.step(&tokens);
+        // b, c. Processed log-probabilities plus running scores, flattened over beams;
+        // the top `keep` continuations of each source.
+        let histories: Vec<&[u32]> = states
+            .iter()
+            .flat_map(|s| s.running.iter().map(Vec::as_slice))
+            .collect();
+        let scores: Vec<f32> = states
+            .iter()
+            .flat_map(|s| s.running_scores.iter().copied())
+            .collect();
+        let all_candidates =
+            stepper.beam_candidates(&tokens, &histories, &scores, nb, keep, config);
         let mut parents = Vec::with_capacity(sources * nb);
         let mut all_hit = true;
-        for (b, state) in states.iter_mut().enumerate() {
-            // b. Processed log-probabilities plus running scores, flattened over beams.
-            let block = &mut logits[b * nb * vocab..(b + 1) * nb * vocab];
-            for (j, row) in block.chunks_exact_mut(vocab).enumerate() {
-                log_softmax(row);
-                process_row(row, &state.running[j], config);
-                let score = state.running_scores[j];
-                for x in row.iter_mut() {
-                    *x += score;
-                }
-            }
-            // c. Top-k continuations over all beams.
-            let candidates = top_k(block, keep);
+        for ((b, state), candidates) in states.iter_mut().enumerate().zip(all_candidates) {
             let seqs: Vec<Vec<u32>> = candidates
                 .iter()
                 .map(|&(i, _)| {
@@ -801,6 +850,139 @@ impl Stepper for ModelStepper<'_> {
     fn reorder(&mut self, rows: &[usize]) {
         self.cache.reorder(rows);
     }
+
+    fn greedy_tokens(
+        &mut self,
+        tokens: &[u32],
+        histories: &[&[u32]],
+        config: &GenerationConfig,
+    ) -> Vec<u32> {
+        if self.model.execution().is_host() {
+            return OnHost(self).greedy_tokens(tokens, histories, config);
+        }
+        let scores = self.device_scores(tokens, histories, config, false);
+        read_ids(scores.argmax(1))
+    }
+
+    fn beam_candidates(
+        &mut self,
+        tokens: &[u32],
+        histories: &[&[u32]],
+        scores: &[f32],
+        beams: usize,
+        keep: usize,
+        config: &GenerationConfig,
+    ) -> Vec<Vec<(usize, f32)>> {
+        if self.model.execution().is_host() {
+            return OnHost(self).beam_candidates(tokens, histories, scores, beams, keep, config);
+        }
+        let rows = tokens.len();
+        let sources = rows / beams;
+        let running =
+            Tensor::<2>::from_data(TensorData::new(scores.to_vec(), [rows, 1]), &self.device);
+        let totals = (self.device_scores(tokens, histories, config, true) + running)
+            .reshape([sources, beams * self.vocab]);
+        let (values, indices) = totals.topk_with_indices(keep, 1);
+        let values: Vec<f32> = values
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 scores");
+        let indices = read_ids(indices.reshape([sources * keep]));
+        values
+            .chunks_exact(keep)
+            .zip(indices.chunks_exact(keep))
+            .map(|(v, i)| {
+                i.iter()
+                    .map(|&i| i as usize)
+                    .zip(v.iter().copied())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl ModelStepper<'_> {
+    /// One decoder step on the device with the processors applied there:
+    /// `[rows, vocab]` logits (log-probabilities when `log_probs`), with every n-gram
+    /// ban and early EOS as minus infinity. The banned ids come from the host histories,
+    /// padded with a spare column so that each row's indices are distinct.
+    fn device_scores(
+        &mut self,
+        tokens: &[u32],
+        histories: &[&[u32]],
+        config: &GenerationConfig,
+        log_probs: bool,
+    ) -> Tensor<2> {
+        let ids = Tensor::<2, Int>::from_data(
+            TensorData::new(
+                tokens.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                [tokens.len(), 1],
+            ),
+            &self.device,
+        );
+        let logits = self.model.decoder.step(ids, &mut self.cache);
+        let mut scores = if log_probs {
+            burn::tensor::activation::log_softmax(logits, 1)
+        } else {
+            logits
+        };
+        let bans: Vec<Vec<u32>> = histories
+            .iter()
+            .map(|history| {
+                let mut banned = no_repeat_ngram_bans(history, config.no_repeat_ngram_size);
+                if history.len() < config.min_length {
+                    banned.extend(&config.eos_token_ids);
+                }
+                banned.retain(|&t| (t as usize) < self.vocab);
+                banned
+            })
+            .collect();
+        if bans.iter().any(|b| !b.is_empty()) {
+            let rows = tokens.len();
+            let width = bans.iter().map(Vec::len).max().unwrap_or(1);
+            let mut index = Vec::with_capacity(rows * width);
+            for banned in &bans {
+                index.extend(banned.iter().map(|&t| t as i64));
+                index.extend(std::iter::repeat_n(self.vocab as i64, width - banned.len()));
+            }
+            let index =
+                Tensor::<2, Int>::from_data(TensorData::new(index, [rows, width]), &self.device);
+            let spare = Tensor::zeros([rows, 1], &self.device);
+            let fill = Tensor::full([rows, width], f32::NEG_INFINITY, &self.device);
+            scores = Tensor::cat(vec![scores, spare], 1)
+                .scatter(1, index, fill, IndexingUpdateOp::Assign)
+                .narrow(1, 0, self.vocab);
+        }
+        scores
+    }
+}
+
+/// The chosen ids of a device tensor (the step's one read back).
+fn read_ids<const D: usize>(ids: Tensor<D, Int>) -> Vec<u32> {
+    ids.into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("integer ids")
+        .into_iter()
+        .map(|i| i as u32)
+        .collect()
+}
+
+/// A stepper seen with the trait's default (host) searches, for a stepper that
+/// overrides them but takes the host route on some devices.
+struct OnHost<'a, S>(&'a mut S);
+
+impl<S: Stepper> Stepper for OnHost<'_, S> {
+    fn vocab_size(&self) -> usize {
+        self.0.vocab_size()
+    }
+    fn step(&mut self, tokens: &[u32]) -> Vec<f32> {
+        self.0.step(tokens)
+    }
+    fn reorder(&mut self, rows: &[usize]) {
+        self.0.reorder(rows)
+    }
 }
 
 /// Generates one sequence per source with transformers' `generate()` semantics.
@@ -854,9 +1036,12 @@ pub fn generate(
     let device = source_ids.device();
     let vocab = model.decoder.head.bias.dims()[0];
     let states = model.encoder.forward(source_ids, source_mask.clone());
-    let cache = model
-        .decoder
-        .init_cache(states, source_mask, config.num_beams);
+    let cache = model.decoder.init_cache(
+        states,
+        source_mask,
+        config.num_beams,
+        (config.max_length + 1).min(max_target),
+    );
     let mut stepper = ModelStepper {
         model,
         cache,

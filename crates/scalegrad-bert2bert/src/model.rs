@@ -20,7 +20,7 @@ use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
+use crate::attention::{Attention, DecoderCache, SelfKv, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
 use scalegrad_ops::{Execution, dropout};
 
@@ -287,22 +287,18 @@ impl DecoderLayer {
         exec: Execution,
         x: Tensor<3>,
         self_bias: Option<Tensor<4>>,
-        cached: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cached: Option<(&mut SelfKv, usize, usize)>,
         cross_kv: &(Tensor<4>, Tensor<4>),
         cross_bias: Option<Tensor<4>>,
     ) -> Tensor<3> {
         let attention = &self.self_attn.attention;
         let a = match cached {
             None => attention.self_attention(exec, x.clone(), self_bias, true),
-            Some(slot) => {
+            Some((slot, start, capacity)) => {
                 let q = attention.split(scalegrad_ops::linear(exec, &attention.query, x.clone()));
                 let k = attention.split(scalegrad_ops::linear(exec, &attention.key, x.clone()));
                 let v = attention.split(scalegrad_ops::linear(exec, &attention.value, x.clone()));
-                let (k, v) = match slot.take() {
-                    Some((k0, v0)) => (Tensor::cat(vec![k0, k], 2), Tensor::cat(vec![v0, v], 2)),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
+                let (k, v) = slot.append(k, v, start, capacity);
                 let context = attention.attend(exec, q, k, v, self_bias, true);
                 scalegrad_ops::linear(exec, &attention.output, Attention::merge(context))
             }
@@ -409,17 +405,21 @@ impl BertDecoder {
         self.logits(x)
     }
 
-    /// A generation cache for `beams` decoder rows per source: computes every layer's
-    /// cross-attention keys and values once from the encoder's states.
+    /// A generation cache for `beams` decoder rows per source and up to `capacity`
+    /// decoder positions (at most the decoder's position embeddings): computes every
+    /// layer's cross-attention keys and values once from the encoder's states.
     pub fn init_cache(
         &self,
         encoder_states: Tensor<3>,
         source_mask: Option<Tensor<2, Int>>,
         beams: usize,
+        capacity: usize,
     ) -> DecoderCache {
         let sources = encoder_states.dims()[0];
+        let capacity = capacity.min(self.embeddings.max_positions());
         DecoderCache {
-            self_kv: vec![None; self.layers.len()],
+            self_kv: vec![SelfKv::default(); self.layers.len()],
+            capacity,
             cross_kv: self
                 .layers
                 .iter()
@@ -453,7 +453,7 @@ impl BertDecoder {
                 exec,
                 x,
                 None,
-                Some(&mut cache.self_kv[i]),
+                Some((&mut cache.self_kv[i], cache.len, cache.capacity)),
                 &cache.cross_kv[i],
                 cache.cross_bias.clone(),
             );

@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+mod bench;
 mod data;
 mod fetch;
 mod generate;
@@ -31,6 +32,9 @@ pub enum Command {
     Data(data::Args),
     /// Fill the Hugging Face cache with a model's files or a dataset config's parquet shards.
     Fetch(fetch::Args),
+    /// Time train steps and decoding on a backend, optionally checked against flex (the
+    /// Rust side of `cargo xtask bench gpu`).
+    Bench(bench::Args),
 }
 
 impl Command {
@@ -45,6 +49,7 @@ impl Command {
             Self::Summarize(args) => summarize::run(args),
             Self::Data(args) => data::run(args),
             Self::Fetch(args) => fetch::run(args),
+            Self::Bench(args) => bench::run(args),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! costs CI link time and disk. Run one part with
 //! `cargo test -p scalegrad-cli --test suite MODULE`.
 
+mod bench_cli;
 mod common;
 mod data_cli;
 mod demo_smoke;

@@ -1,0 +1,460 @@
+//! `scalegrad bench`: our side of the GPU benchmark.
+//!
+//! `cargo xtask bench gpu` copies the release binary next to `python/bench_gpu.py`, which
+//! runs on the GPU machine: it writes random-weight checkpoints with transformers, times
+//! PyTorch on the same work, runs this command on the same checkpoints and prints both
+//! side by side. So this command needs no Rust toolchain and no hub, only the binary.
+//!
+//! The cases are the issue's: the distilgpt2 train step (forward, loss, backward, AdamW;
+//! dropout 0.1 as in the checkpoint) at 8x300 and 32x300 with cross-entropy and with
+//! ScaleGrad (gamma 0.2), the bert-small2bert-small train step at 16 x 512/128, and greedy
+//! decoding of 50-token prompts for 100 new tokens at batch 1 and 32. Each prints one
+//! JSON line, `{"case", "metric", "value"}`, on standard output. Training is timed over
+//! `--steps` optimiser steps after two warm-up steps, with one device synchronisation at
+//! each end (no read inside the loop, as in a real run between log steps); decoding over
+//! one run after a warm-up run.
+//!
+//! `--check` first compares this backend with flex on the same weights (in evaluation
+//! mode, no dropout): the logits of a fixed batch and the cross-entropy and ScaleGrad
+//! losses of both models, within 1e-3 relative. A failed check is an error.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use scalegrad_bert2bert::{
+    Bert2Bert, Bert2BertConfig, load_pretrained, save_pretrained, shift_tokens_right,
+};
+use scalegrad_gpt2::{GenerationConfig, Gpt2, Gpt2Config, generate, shift_for_next_token};
+use scalegrad_loss::{Objective, ObjectiveConfig};
+use scalegrad_ops::Execution;
+use scalegrad_train::config::OptimizerSection;
+use scalegrad_train::optim::{AdamWUpdate, adamw};
+use serde_json::json;
+
+use crate::backend::{Backend, DeviceArgs};
+
+/// Arguments of `scalegrad bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// GPT-2 checkpoint (Hugging Face directory); default: distilgpt2's architecture with
+    /// random weights.
+    #[arg(long)]
+    gpt2: Option<PathBuf>,
+    /// BERT2BERT checkpoint (Hugging Face directory); default: bert-small2bert-small's
+    /// architecture with random weights.
+    #[arg(long)]
+    b2b: Option<PathBuf>,
+    /// Timed optimiser steps per training case (after two warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// `paper`: the benchmark's shapes; `tiny`: tiny models and shapes (a smoke test).
+    #[arg(long, value_enum, default_value_t = Size::Paper)]
+    size: Size,
+    /// Run only the cases whose name contains one of these (e.g. `train`, `greedy`).
+    #[arg(long)]
+    only: Vec<String>,
+    /// First compare losses and logits on this backend with flex on the same weights.
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// The shapes to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Size {
+    /// distilgpt2 and bert-small2bert-small at the benchmark's shapes.
+    Paper,
+    /// Two-layer models and short sequences, for tests.
+    Tiny,
+}
+
+/// The cases of one size: GPT-2 train `(batch, len)`, b2b train `(batch, source,
+/// target)`, greedy `(batches, prefix, new)`.
+struct Shapes {
+    gpt2_train: &'static [(usize, usize)],
+    b2b_train: (usize, usize, usize),
+    greedy: (&'static [usize], usize, usize),
+}
+
+impl Size {
+    fn shapes(self) -> Shapes {
+        match self {
+            Size::Paper => Shapes {
+                gpt2_train: &[(8, 300), (32, 300)],
+                b2b_train: (16, 512, 128),
+                greedy: (&[1, 32], 50, 100),
+            },
+            Size::Tiny => Shapes {
+                gpt2_train: &[(2, 16), (4, 16)],
+                b2b_train: (2, 24, 8),
+                greedy: (&[1, 3], 6, 5),
+            },
+        }
+    }
+
+    fn gpt2(self) -> Gpt2Config {
+        match self {
+            Size::Paper => Gpt2Config::distilgpt2(),
+            Size::Tiny => Gpt2Config::tiny(300).with_dropout(0.1),
+        }
+    }
+
+    fn b2b(self) -> Bert2BertConfig {
+        let mut config = Bert2BertConfig::bert_small();
+        if self == Size::Tiny {
+            for side in [&mut config.encoder, &mut config.decoder] {
+                side.vocab_size = 300;
+                side.hidden_size = 32;
+                side.num_hidden_layers = 2;
+                side.num_attention_heads = 4;
+                side.intermediate_size = 64;
+                side.max_position_embeddings = 64;
+            }
+        }
+        config
+    }
+}
+
+/// Runs the benchmark cases on the chosen backend.
+pub fn run(args: Args) -> Result<()> {
+    let backend = args.device.backend;
+    let device = backend.device()?;
+    let execution = backend.execution();
+    let shapes = args.size.shapes();
+    let wanted = |case: &str| args.only.is_empty() || args.only.iter().any(|o| case.contains(o));
+    // Checkpoints: the given directories, or random weights saved once so that the check
+    // can load the same weights on both devices.
+    let scratch = std::env::temp_dir().join(format!("scalegrad-bench-{}", std::process::id()));
+    let gpt2_dir = match &args.gpt2 {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = scratch.join("gpt2");
+            let flex = flex_device()?;
+            flex.seed(0);
+            args.size
+                .gpt2()
+                .init(&flex)
+                .save_pretrained(&dir, None)
+                .context("saving the random GPT-2")?;
+            dir
+        }
+    };
+    let b2b_dir = match &args.b2b {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = scratch.join("b2b");
+            let flex = flex_device()?;
+            flex.seed(0);
+            let config = args.size.b2b();
+            save_pretrained(&config.init(&flex), &config, &dir)
+                .context("saving the random BERT2BERT")?;
+            dir
+        }
+    };
+    let outcome = run_cases(
+        &args, backend, &device, execution, &shapes, &wanted, &gpt2_dir, &b2b_dir,
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cases(
+    args: &Args,
+    backend: Backend,
+    device: &Device,
+    execution: Execution,
+    shapes: &Shapes,
+    wanted: &dyn Fn(&str) -> bool,
+    gpt2_dir: &Path,
+    b2b_dir: &Path,
+) -> Result<()> {
+    let load_gpt2 = |device: &Device, execution: Execution| -> Result<Gpt2> {
+        Ok(Gpt2::from_pretrained(gpt2_dir, device)
+            .with_context(|| format!("loading {}", gpt2_dir.display()))?
+            .0
+            .with_execution(execution))
+    };
+    let load_b2b = |device: &Device, execution: Execution| -> Result<(Bert2Bert, u32)> {
+        let loaded = load_pretrained(b2b_dir, device)
+            .with_context(|| format!("loading {}", b2b_dir.display()))?;
+        let vocab = loaded.config.decoder.vocab_size as u32;
+        Ok((loaded.model.with_execution(execution), vocab))
+    };
+    if args.check {
+        let flex = flex_device()?;
+        check_gpt2(
+            &load_gpt2(&flex, Execution::Host)?,
+            &load_gpt2(device, execution)?,
+            backend,
+        )?;
+        check_b2b(
+            &load_b2b(&flex, Execution::Host)?,
+            &load_b2b(device, execution)?,
+            backend,
+        )?;
+    }
+    let train_device = device.clone().autodiff();
+    for &(batch, len) in shapes.gpt2_train {
+        for (label, objective) in [
+            ("ce", ObjectiveConfig::Mle),
+            ("sg0.2", ObjectiveConfig::ScaleGrad { gamma: 0.2 }),
+        ] {
+            let case = format!("gpt2-train {label} {batch}x{len}");
+            if !wanted(&case) {
+                continue;
+            }
+            let model = load_gpt2(&train_device, execution)?;
+            let objective = objective.init(Some(-100)).context("the objective")?;
+            let seconds = time_gpt2_train(model, &objective, batch, len, args.steps, execution)?;
+            print_case(&case, "tokens_per_s", (batch * len) as f64 / seconds);
+        }
+    }
+    let (batch, source, target) = shapes.b2b_train;
+    let case = format!("b2b-train ce {batch}x{source}+{target}");
+    if wanted(&case) {
+        let (model, vocab) = load_b2b(&train_device, execution)?;
+        let seconds = time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)?;
+        print_case(
+            &case,
+            "tokens_per_s",
+            (batch * (source + target)) as f64 / seconds,
+        );
+    }
+    let (batches, prefix, new) = shapes.greedy;
+    for &batch in batches {
+        let case = format!("gpt2-greedy b{batch} {prefix}+{new}");
+        if !wanted(&case) {
+            continue;
+        }
+        let model = load_gpt2(device, execution)?;
+        let vocab = model.config().vocab_size;
+        let prompts: Vec<Vec<u32>> = (0..batch)
+            .map(|b| {
+                (0..prefix)
+                    .map(|i| ((b * 7919 + i * 31 + 11) % vocab) as u32)
+                    .collect()
+            })
+            .collect();
+        let config = GenerationConfig::greedy(new);
+        generate(&model, &prompts, &config).context("warm-up decoding")?;
+        let start = Instant::now();
+        let out = generate(&model, &prompts, &config).context("decoding")?;
+        let seconds = start.elapsed().as_secs_f64();
+        let tokens: usize = out.iter().map(|g| g.tokens.len()).sum();
+        print_case(&case, "new_tokens_per_s", tokens as f64 / seconds);
+    }
+    Ok(())
+}
+
+fn flex_device() -> Result<Device> {
+    Backend::Flex
+        .device()
+        .context("the comparison needs the flex backend")
+}
+
+fn print_case(case: &str, metric: &str, value: f64) {
+    println!(
+        "{}",
+        json!({"case": case, "metric": metric, "value": value})
+    );
+}
+
+/// Deterministic token ids `[batch, len]` below `vocab`.
+fn ids(batch: usize, len: usize, vocab: usize, salt: usize, device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = (0..batch * len)
+        .map(|i| ((i * 7919 + salt * 104_729 + 13) % vocab) as i64)
+        .collect();
+    Tensor::from_data(TensorData::new(ids, [batch, len]), device)
+}
+
+fn optimizer(execution: Execution) -> Result<burn::optim::ModuleOptimizer> {
+    let section: OptimizerSection =
+        serde_json::from_value(json!({"lr": 2e-5, "weight_decay": 0.01, "eps": 1e-8}))
+            .context("the optimizer section")?;
+    Ok(adamw(&section, AdamWUpdate::for_execution(execution)))
+}
+
+/// Seconds per optimiser step of the GPT-2 train step.
+fn time_gpt2_train(
+    mut model: Gpt2,
+    objective: &Objective,
+    batch: usize,
+    len: usize,
+    steps: usize,
+    execution: Execution,
+) -> Result<f64> {
+    let device = model.device();
+    let vocab = model.config().vocab_size;
+    let ids = ids(batch, len, vocab, 1, &device);
+    let mut optim = optimizer(execution)?;
+    let mut start = Instant::now();
+    for step in 0..steps + 2 {
+        if step == 2 {
+            sync(&device)?;
+            start = Instant::now();
+        }
+        let (logits, targets) = shift_for_next_token(model.forward(ids.clone(), None), ids.clone());
+        let loss = objective.forward(logits, targets);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(2e-5, model, grads);
+    }
+    sync(&device)?;
+    Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+}
+
+/// Seconds per optimiser step of the BERT2BERT train step (cross-entropy).
+fn time_b2b_train(
+    mut model: Bert2Bert,
+    vocab: u32,
+    (batch, source, target): (usize, usize, usize),
+    steps: usize,
+    execution: Execution,
+) -> Result<f64> {
+    let device = model.device();
+    let objective = ObjectiveConfig::Mle
+        .init(Some(-100))
+        .context("the objective")?;
+    let source_ids = ids(batch, source, vocab as usize, 2, &device);
+    let mask = Tensor::<2, Int>::ones([batch, source], &device);
+    let labels = ids(batch, target, vocab as usize, 3, &device);
+    let decoder_ids = shift_tokens_right(labels.clone(), 0, 101);
+    let mut optim = optimizer(execution)?;
+    let mut start = Instant::now();
+    for step in 0..steps + 2 {
+        if step == 2 {
+            sync(&device)?;
+            start = Instant::now();
+        }
+        let logits = model.forward(
+            source_ids.clone(),
+            Some(mask.clone()),
+            decoder_ids.clone(),
+            None,
+        );
+        let loss = objective.forward(logits, labels.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model, grads);
+    }
+    sync(&device)?;
+    Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+}
+
+fn sync(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| anyhow::anyhow!("waiting for the device: {e:?}"))
+}
+
+/// Largest absolute difference relative to the largest magnitude of `reference`.
+fn relative_difference<const D: usize>(value: Tensor<D>, reference: Tensor<D>) -> Result<f64> {
+    let a = value
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let b = reference
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-12);
+    Ok(a.iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale)
+}
+
+fn report_check(what: &str, difference: f64, backend: Backend) -> Result<()> {
+    const TOLERANCE: f64 = 1e-3;
+    let ok = difference <= TOLERANCE;
+    println!(
+        "{}",
+        json!({"check": what, "backend": backend.name(), "relative_difference": difference, "ok": ok})
+    );
+    if !ok {
+        bail!(
+            "{what} on {} differs from flex by {difference:.2e} (relative), more than {TOLERANCE:e}",
+            backend.name()
+        );
+    }
+    Ok(())
+}
+
+/// Logits and both losses of GPT-2 in evaluation mode, on this backend against flex.
+fn check_gpt2(flex: &Gpt2, other: &Gpt2, backend: Backend) -> Result<()> {
+    let vocab = flex.config().vocab_size;
+    let len = flex.config().n_positions.min(64);
+    let run = |model: &Gpt2| -> Result<(Tensor<3>, Vec<Tensor<1>>)> {
+        let device = model.device();
+        let ids = ids(2, len, vocab, 4, &device);
+        let logits = model.forward(ids.clone(), None);
+        let (shifted, targets) = shift_for_next_token(logits.clone(), ids);
+        let mut losses = Vec::new();
+        for objective in [
+            ObjectiveConfig::Mle,
+            ObjectiveConfig::ScaleGrad { gamma: 0.2 },
+        ] {
+            let objective = objective.init(Some(-100)).context("the objective")?;
+            losses.push(objective.forward(shifted.clone(), targets.clone()));
+        }
+        Ok((logits, losses))
+    };
+    let (flex_logits, flex_losses) = run(&flex.clone().valid())?;
+    let (logits, losses) = run(&other.clone().valid())?;
+    let device = flex.device();
+    report_check(
+        "gpt2 logits",
+        relative_difference(Tensor::from_data(logits.into_data(), &device), flex_logits)?,
+        backend,
+    )?;
+    for ((name, loss), reference) in ["gpt2 cross-entropy", "gpt2 scalegrad 0.2"]
+        .iter()
+        .zip(losses)
+        .zip(flex_losses)
+    {
+        report_check(
+            name,
+            relative_difference(Tensor::from_data(loss.into_data(), &device), reference)?,
+            backend,
+        )?;
+    }
+    Ok(())
+}
+
+/// Logits and cross-entropy of BERT2BERT in evaluation mode, on this backend against flex.
+fn check_b2b(flex: &(Bert2Bert, u32), other: &(Bert2Bert, u32), backend: Backend) -> Result<()> {
+    let run = |(model, vocab): &(Bert2Bert, u32)| -> Result<(Tensor<3>, Tensor<1>)> {
+        let device = model.device();
+        let source = ids(2, 48, *vocab as usize, 5, &device);
+        let labels = ids(2, 16, *vocab as usize, 6, &device);
+        let decoder_ids = shift_tokens_right(labels.clone(), 0, 101);
+        let logits = model
+            .clone()
+            .valid()
+            .forward(source, None, decoder_ids, None);
+        let objective = ObjectiveConfig::Mle
+            .init(Some(-100))
+            .context("the objective")?;
+        let loss = objective.forward(logits.clone(), labels);
+        Ok((logits, loss))
+    };
+    let (flex_logits, flex_loss) = run(flex)?;
+    let (logits, loss) = run(other)?;
+    let device = flex.0.device();
+    report_check(
+        "b2b logits",
+        relative_difference(Tensor::from_data(logits.into_data(), &device), flex_logits)?,
+        backend,
+    )?;
+    report_check(
+        "b2b cross-entropy",
+        relative_difference(Tensor::from_data(loss.into_data(), &device), flex_loss)?,
+        backend,
+    )
+}

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""GPU benchmark: scalegrad beside PyTorch + transformers on the same GPU.
+
+`cargo xtask bench gpu` puts this script next to a release `scalegrad` binary (in
+target/bench-gpu/); copy that folder to the GPU machine, which needs python3 with torch
+and transformers but no Rust toolchain and no network, and run
+
+    python3 bench_gpu.py [--backend wgpu] [--steps 10] [--out DIR]
+
+It writes random-weight checkpoints with transformers' save_pretrained (the distilgpt2
+architecture with dropout 0.1, and bert-small2bert-small), then for each case times
+PyTorch in f32 with TF32 off (the ratio's baseline) and with bf16 autocast, runs
+`scalegrad bench --check` on the same checkpoints (its losses and logits on the GPU
+backend against flex first, 1e-3 relative), and prints one table: tokens/s of both and
+their ratio. The table and all numbers also go to DIR/bench-gpu.md and DIR/bench-gpu.json.
+
+Cases: the distilgpt2 train step (forward, loss, backward, AdamW) at 8x300 and 32x300 with
+cross-entropy and with ScaleGrad gamma 0.2 (the closed form, on the same context sets as
+scalegrad-loss); the bert-small2bert-small train step at 16 x 512/128; greedy decoding of
+50-token prompts for 100 new tokens at batch 1 and 32 (generate with the KV cache).
+Throughput is tokens per second of input (train: batch * length; bert2bert: batch *
+(source + target)) or new tokens per second (decoding), timed over --steps steps after
+two warm-up steps with a synchronisation at each end only.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import (
+    BertConfig,
+    EncoderDecoderConfig,
+    EncoderDecoderModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
+
+transformers.logging.set_verbosity_error()
+
+GPT2_TRAIN = [(8, 300), (32, 300)]
+B2B_TRAIN = (16, 512, 128)
+GREEDY = ([1, 32], 50, 100)
+TINY = {"gpt2_train": [(2, 16), (4, 16)], "b2b_train": (2, 24, 8), "greedy": ([1, 3], 6, 5)}
+
+
+def gpt2_config(tiny):
+    if tiny:
+        return GPT2Config(vocab_size=300, n_positions=64, n_embd=64, n_layer=2, n_head=4,
+                          bos_token_id=None, eos_token_id=None)
+    # distilgpt2: 6 layers of GPT-2 small, dropout 0.1 everywhere (the defaults).
+    return GPT2Config(n_layer=6, bos_token_id=None, eos_token_id=None)
+
+
+def bert_config(decoder, tiny):
+    size = dict(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                intermediate_size=64, max_position_embeddings=64) if tiny else dict(
+        vocab_size=30522, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
+        intermediate_size=2048, max_position_embeddings=512)
+    return BertConfig(is_decoder=decoder, add_cross_attention=decoder, **size)
+
+
+def make_checkpoints(out, tiny):
+    torch.manual_seed(0)
+    gpt2_dir, b2b_dir = out / "gpt2-random", out / "b2b-random"
+    GPT2LMHeadModel(gpt2_config(tiny)).save_pretrained(gpt2_dir)
+    config = EncoderDecoderConfig.from_encoder_decoder_configs(
+        bert_config(False, tiny), bert_config(True, tiny))
+    config.decoder_start_token_id = 101
+    config.pad_token_id = 0
+    config.eos_token_id = 102
+    EncoderDecoderModel(config).save_pretrained(b2b_dir)
+    return gpt2_dir, b2b_dir
+
+
+def ids(batch, length, vocab, salt, device):
+    """The same deterministic ids as `scalegrad bench`."""
+    values = [((i * 7919 + salt * 104729 + 13) % vocab) for i in range(batch * length)]
+    return torch.tensor(values, device=device).reshape(batch, length)
+
+
+def scalegrad_loss(logits, targets, gamma):
+    """ScaleGrad's closed form (REFERENCE section 1): CE + log(gamma + (1 - gamma) P_t)
+    - [y_t novel] log(gamma), P_t the probability mass of the distinct earlier targets."""
+    log_probs = logits.float().log_softmax(-1)
+    b, t, _ = log_probs.shape
+    ce = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # [b, t, t]: log p_t of the target at position s, for earlier first occurrences s < t.
+    at_prev = log_probs.gather(-1, targets.unsqueeze(1).expand(b, t, t))
+    same = targets.unsqueeze(2) == targets.unsqueeze(1)
+    earlier = torch.ones(t, t, dtype=torch.bool, device=logits.device).tril(-1)
+    first = ~(same & earlier).any(-1)  # position s is the first occurrence of its token
+    in_context = earlier.unsqueeze(0) & first.unsqueeze(1)
+    mass = (at_prev.exp() * in_context).sum(-1)
+    novel = ~(same & earlier.unsqueeze(0)).any(-1)
+    loss = ce + torch.log(gamma + (1 - gamma) * mass) - novel * math.log(gamma)
+    return loss.mean()
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step, steps, device, warmup=2):
+    """Seconds per call of `step`, after `warmup` calls, synchronising at both ends only."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def autocast(device, bf16):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, bf16):
+    model = GPT2LMHeadModel.from_pretrained(gpt2_dir).to(device).train()
+    optim = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-8)
+    x = ids(batch, length, model.config.vocab_size, 1, device)
+
+    def step():
+        with autocast(device, bf16):
+            logits = model(input_ids=x).logits[:, :-1]
+        targets = x[:, 1:]
+        if objective == "ce":
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        else:
+            loss = scalegrad_loss(logits, targets, 0.2)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+
+    return batch * length / timed(step, steps, device)
+
+
+def torch_b2b_train(b2b_dir, shape, steps, device, bf16):
+    batch, source, target = shape
+    model = EncoderDecoderModel.from_pretrained(b2b_dir).to(device).train()
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, eps=1e-8)
+    vocab = model.config.decoder.vocab_size
+    src = ids(batch, source, vocab, 2, device)
+    labels = ids(batch, target, vocab, 3, device)
+    decoder_ids = torch.cat([torch.full((batch, 1), 101, device=device), labels[:, :-1]], dim=1)
+    mask = torch.ones_like(src)
+
+    def step():
+        with autocast(device, bf16):
+            logits = model(input_ids=src, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+
+    return batch * (source + target) / timed(step, steps, device)
+
+
+def torch_greedy(gpt2_dir, batch, prefix, new, device, bf16):
+    model = GPT2LMHeadModel.from_pretrained(gpt2_dir).to(device).eval()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    vocab = model.config.vocab_size
+    x = torch.tensor([[(b * 7919 + i * 31 + 11) % vocab for i in range(prefix)] for b in range(batch)],
+                     device=device)
+
+    def run():
+        with torch.no_grad(), autocast(device, bf16):
+            out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=new,
+                                 do_sample=False, use_cache=True)
+        assert out.shape == (batch, prefix + new), out.shape
+
+    # One warm-up run, one timed run, as `scalegrad bench`.
+    return batch * new / timed(run, 1, device, warmup=1)
+
+
+def torch_cases(gpt2_dir, b2b_dir, shapes, steps, device, bf16):
+    out = {}
+    for batch, length in shapes["gpt2_train"]:
+        for objective in ("ce", "sg0.2"):
+            case = f"gpt2-train {objective} {batch}x{length}"
+            out[case] = torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, bf16)
+            progress(case, out[case], bf16)
+    batch, source, target = shapes["b2b_train"]
+    case = f"b2b-train ce {batch}x{source}+{target}"
+    out[case] = torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, bf16)
+    progress(case, out[case], bf16)
+    batches, prefix, new = shapes["greedy"]
+    for batch in batches:
+        case = f"gpt2-greedy b{batch} {prefix}+{new}"
+        out[case] = torch_greedy(gpt2_dir, batch, prefix, new, device, bf16)
+        progress(case, out[case], bf16)
+    return out
+
+
+def progress(case, value, bf16):
+    print(f"pytorch {'bf16' if bf16 else 'f32 '} {case}: {value:,.1f}/s", file=sys.stderr, flush=True)
+
+
+def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny):
+    command = [str(binary), "bench", "--backend", backend, "--gpt2", str(gpt2_dir),
+               "--b2b", str(b2b_dir), "--steps", str(steps), "--check"]
+    if tiny:
+        command += ["--size", "tiny"]
+    print("running " + " ".join(command), file=sys.stderr, flush=True)
+    run = subprocess.run(command, capture_output=True, text=True)
+    sys.stderr.write(run.stderr)
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0:
+        sys.exit(f"scalegrad bench failed (exit {run.returncode}); its output is above")
+    checks = [line for line in lines if "check" in line]
+    cases = {line["case"]: line["value"] for line in lines if "case" in line}
+    return cases, checks
+
+
+def table(device_name, backend, ours_cases, f32, bf16, checks):
+    rows = [f"GPU: {device_name}; scalegrad backend `{backend}`; PyTorch {torch.__version__}, "
+            f"transformers {transformers.__version__}", "",
+            "| case | scalegrad | PyTorch f32 (TF32 off) | ratio | PyTorch bf16 autocast |",
+            "|---|---:|---:|---:|---:|"]
+    for case, value in ours_cases.items():
+        base = f32.get(case)
+        ratio = f"{value / base:.2f}x" if base else "-"
+        half = f"{bf16[case]:,.0f}" if case in bf16 else "-"
+        rows.append(f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {half} |" if base else
+                    f"| {case} | {value:,.0f} | - | - | {half} |")
+    rows.append("")
+    rows.append("Train cases: input tokens/s; greedy: new tokens/s. Checks against flex: " + ", ".join(
+        f"{c['check']} {c['relative_difference']:.1e}" for c in checks))
+    return "\n".join(rows)
+
+
+def main():
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scalegrad", type=Path, default=here / "scalegrad", help="the release binary")
+    parser.add_argument("--backend", default="wgpu", help="scalegrad's GPU backend (wgpu, cuda, tch)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per training case")
+    parser.add_argument("--out", type=Path, default=Path("bench-gpu-out"), help="checkpoints and results")
+    parser.add_argument("--device", default="cuda", help="PyTorch's device (cpu only for a smoke test)")
+    parser.add_argument("--tiny", action="store_true", help="tiny models and shapes (a smoke test)")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = "CPU (smoke test)"
+    args.out.mkdir(parents=True, exist_ok=True)
+    shapes = TINY if args.tiny else {"gpt2_train": GPT2_TRAIN, "b2b_train": B2B_TRAIN, "greedy": GREEDY}
+    gpt2_dir, b2b_dir = make_checkpoints(args.out, args.tiny)
+
+    ours_cases, checks = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir, args.steps, args.tiny)
+    f32 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, bf16=False)
+    bf16 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, bf16=True) \
+        if device.type == "cuda" and torch.cuda.is_bf16_supported() else {}
+
+    text = table(device_name, args.backend, ours_cases, f32, bf16, checks)
+    print(text)
+    (args.out / "bench-gpu.md").write_text(text + "\n")
+    (args.out / "bench-gpu.json").write_text(json.dumps(
+        {"gpu": device_name, "backend": args.backend, "scalegrad": ours_cases,
+         "pytorch_f32": f32, "pytorch_bf16": bf16, "checks": checks}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
