@@ -20,7 +20,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::config::BertConfig;
 use crate::model::normal_init;
-use scalegrad_ops::{Execution, dropout};
+use scalegrad_ops::{Execution, KvBuffer, dropout};
 
 /// The value added to the score of a hidden key (transformers' `torch.finfo(float32).min`).
 pub(crate) const MASKED: f32 = f32::MIN;
@@ -167,65 +167,10 @@ pub fn mask_bias(mask: Tensor<2, Int>) -> Tensor<4> {
         .reshape([b, 1, 1, s])
 }
 
-/// One decoder layer's self-attention keys and values during generation, in buffers of
-/// `[rows, heads, capacity, d]` allocated at the first step: each step writes its
-/// positions in place (no copy of the prefix, unlike growing the cache by
-/// concatenation, which copies it at every step), and attention reads a view of the
-/// filled part.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SelfKv {
-    keys: Option<Tensor<4>>,
-    values: Option<Tensor<4>>,
-}
-
-impl SelfKv {
-    /// Writes `k` and `v` (`[rows, heads, t, d]`) at positions `start..start + t` and
-    /// returns views of positions `0..start + t`.
-    pub(crate) fn append(
-        &mut self,
-        k: Tensor<4>,
-        v: Tensor<4>,
-        start: usize,
-        capacity: usize,
-    ) -> (Tensor<4>, Tensor<4>) {
-        let [rows, heads, t, d] = k.dims();
-        let end = start + t;
-        assert!(
-            end <= capacity,
-            "decoder position {end} beyond the cache's capacity of {capacity}"
-        );
-        let write = |buffer: Option<Tensor<4>>, new: Tensor<4>| {
-            buffer
-                .unwrap_or_else(|| Tensor::zeros([rows, heads, capacity, d], &new.device()))
-                .slice_assign([0..rows, 0..heads, start..end, 0..d], new)
-        };
-        let keys = write(self.keys.take(), k);
-        let values = write(self.values.take(), v);
-        let views = (
-            keys.clone().narrow(2, 0, end),
-            values.clone().narrow(2, 0, end),
-        );
-        self.keys = Some(keys);
-        self.values = Some(values);
-        views
-    }
-
-    /// Row `r` takes old row `index[r]`'s first `len` positions (the rest is unused).
-    fn reorder(&mut self, index: &Tensor<1, Int>, len: usize) {
-        for buffer in [&mut self.keys, &mut self.values] {
-            if let Some(b) = buffer.take() {
-                let [rows, heads, _, d] = b.dims();
-                let kept = b.clone().narrow(2, 0, len).select(0, index.clone());
-                *buffer = Some(b.slice_assign([0..rows, 0..heads, 0..len, 0..d], kept));
-            }
-        }
-    }
-}
-
 /// Per-layer keys and values of the decoder during generation.
 ///
 /// Self-attention keys/values grow by one position per step (in preallocated buffers,
-/// see [`SelfKv`]) and are reordered when beams are reselected; cross-attention keys/values are computed once per source (not
+/// see [`KvBuffer`]) and are reordered when beams are reselected; cross-attention keys/values are computed once per source (not
 /// per beam) from the encoder's states and never change. During a step the queries of
 /// all beams of one source attend to that source's keys together (the beams become the
 /// query rows), so neither the encoder states nor the cross-attention keys are ever
@@ -233,7 +178,7 @@ impl SelfKv {
 #[derive(Clone, Debug)]
 pub struct DecoderCache {
     /// Each layer's self-attention keys and values, `[B * beams, heads, capacity, d]`.
-    pub(crate) self_kv: Vec<SelfKv>,
+    pub(crate) self_kv: Vec<KvBuffer>,
     /// Decoder positions the self-attention buffers hold.
     pub(crate) capacity: usize,
     /// `(keys, values)` of each layer's cross-attention, `[B, heads, S, d]`.

@@ -834,13 +834,7 @@ impl Stepper for ModelStepper<'_> {
     }
 
     fn step(&mut self, tokens: &[u32]) -> Vec<f32> {
-        let ids = Tensor::<2, Int>::from_data(
-            TensorData::new(
-                tokens.iter().map(|&t| t as i64).collect::<Vec<_>>(),
-                [tokens.len(), 1],
-            ),
-            &self.device,
-        );
+        let ids = token_column(tokens, &self.device);
         let logits = self.model.decoder.step(ids, &mut self.cache);
         logits
             .try_into_vec_as::<f32>()
@@ -914,13 +908,7 @@ impl ModelStepper<'_> {
         config: &GenerationConfig,
         log_probs: bool,
     ) -> Tensor<2> {
-        let ids = Tensor::<2, Int>::from_data(
-            TensorData::new(
-                tokens.iter().map(|&t| t as i64).collect::<Vec<_>>(),
-                [tokens.len(), 1],
-            ),
-            &self.device,
-        );
+        let ids = token_column(tokens, &self.device);
         let logits = self.model.decoder.step(ids, &mut self.cache);
         let mut scores = if log_probs {
             burn::tensor::activation::log_softmax(logits, 1)
@@ -956,6 +944,12 @@ impl ModelStepper<'_> {
         }
         scores
     }
+}
+
+/// One token per row as `[rows, 1]` ids: a decoding step's input.
+fn token_column(tokens: &[u32], device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [tokens.len(), 1]), device)
 }
 
 /// The chosen ids of a device tensor (the step's one read back).

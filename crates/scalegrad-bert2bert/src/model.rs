@@ -20,9 +20,9 @@ use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::attention::{Attention, DecoderCache, SelfKv, mask_bias, zero_bias};
+use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
-use scalegrad_ops::{Execution, dropout};
+use scalegrad_ops::{Execution, KvBuffer, dropout};
 
 /// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
 pub(crate) fn normal_init(std: f64) -> Initializer {
@@ -287,7 +287,7 @@ impl DecoderLayer {
         exec: Execution,
         x: Tensor<3>,
         self_bias: Option<Tensor<4>>,
-        cached: Option<(&mut SelfKv, usize, usize)>,
+        cached: Option<(&mut KvBuffer, usize, usize)>,
         cross_kv: &(Tensor<4>, Tensor<4>),
         cross_bias: Option<Tensor<4>>,
     ) -> Tensor<3> {
@@ -418,7 +418,7 @@ impl BertDecoder {
         let sources = encoder_states.dims()[0];
         let capacity = capacity.min(self.embeddings.max_positions());
         DecoderCache {
-            self_kv: vec![SelfKv::default(); self.layers.len()],
+            self_kv: vec![KvBuffer::default(); self.layers.len()],
             capacity,
             cross_kv: self
                 .layers

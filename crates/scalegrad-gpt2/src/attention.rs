@@ -23,9 +23,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use scalegrad_ops::{Execution, dropout, dropout_active, linear};
+use scalegrad_ops::{Execution, KvBuffer, dropout, dropout_active, linear};
 
-use crate::cache::LayerCache;
 use crate::decode_weights::BlockWeights;
 
 /// Value written over masked attention scores before the softmax in the explicit
@@ -86,7 +85,7 @@ impl Attention {
     pub(crate) fn forward_cached(
         &self,
         x: Tensor<3>,
-        cache: &mut LayerCache,
+        cache: &mut KvBuffer,
         (start, capacity): (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,

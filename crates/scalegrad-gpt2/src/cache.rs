@@ -14,53 +14,16 @@
 
 use burn::tensor::{Bool, Tensor, TensorData};
 
+use scalegrad_ops::KvBuffer;
+
 use crate::attention::AttentionMask;
-
-/// One layer's key and value buffers, allocated on first use.
-#[derive(Debug, Default)]
-pub(crate) struct LayerCache {
-    key: Option<Tensor<4>>,
-    value: Option<Tensor<4>>,
-}
-
-impl LayerCache {
-    /// Writes `k` and `v` (`[batch, heads, len, head_dim]`) at slots `start..start + len`
-    /// and returns views of the keys and values of slots `0..start + len`.
-    pub(crate) fn append(
-        &mut self,
-        k: Tensor<4>,
-        v: Tensor<4>,
-        start: usize,
-        capacity: usize,
-    ) -> (Tensor<4>, Tensor<4>) {
-        let [batch, heads, len, head_dim] = k.dims();
-        let end = start + len;
-        let write = |buffer: Option<Tensor<4>>, new: Tensor<4>| {
-            let buffer = buffer.unwrap_or_else(|| {
-                Tensor::zeros([batch, heads, capacity, head_dim], &new.device())
-            });
-            buffer.slice_assign([0..batch, 0..heads, start..end, 0..head_dim], new)
-        };
-        let key = write(self.key.take(), k);
-        let value = write(self.value.take(), v);
-        let views = (
-            key.clone().slice([0..batch, 0..heads, 0..end, 0..head_dim]),
-            value
-                .clone()
-                .slice([0..batch, 0..heads, 0..end, 0..head_dim]),
-        );
-        self.key = Some(key);
-        self.value = Some(value);
-        views
-    }
-}
 
 /// The decoding state of a batch: per-layer key/value buffers and, per slot, whether
 /// it holds a real token. Create it with [`Gpt2::new_cache`](crate::Gpt2::new_cache) and
 /// feed it to [`Gpt2::forward_cached`](crate::Gpt2::forward_cached).
 #[derive(Debug)]
 pub struct KvCache {
-    pub(crate) layers: Vec<LayerCache>,
+    pub(crate) layers: Vec<KvBuffer>,
     batch: usize,
     capacity: usize,
     len: usize,
@@ -73,7 +36,7 @@ pub struct KvCache {
 impl KvCache {
     pub(crate) fn new(n_layer: usize, batch: usize, capacity: usize) -> Self {
         Self {
-            layers: (0..n_layer).map(|_| LayerCache::default()).collect(),
+            layers: (0..n_layer).map(|_| KvBuffer::default()).collect(),
             batch,
             capacity,
             len: 0,

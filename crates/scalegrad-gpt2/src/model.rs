@@ -97,7 +97,7 @@ impl Block {
     fn forward_cached(
         &self,
         x: Tensor<3>,
-        cache: &mut crate::cache::LayerCache,
+        cache: &mut scalegrad_ops::KvBuffer,
         slots: (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,

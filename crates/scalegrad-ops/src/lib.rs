@@ -17,6 +17,8 @@
 //! where the CPU has them ([`avx512_kernels`]), and the few-row rules follow what was
 //! measured for those kernels.
 //!
+//! [`KvBuffer`] is the preallocated key/value cache both models decode with, on any device.
+//!
 //! Every function takes the [`Execution`] policy the caller resolved once for its device:
 //! [`Execution::Host`] takes the fast paths, [`Execution::Device`] (GPU backends) plain
 //! burn operations that stay on the device. Either way it computes what the plain burn
@@ -25,10 +27,12 @@
 mod dropout;
 mod execution;
 mod few_rows;
+mod kv_buffer;
 
 pub use dropout::{dropout, dropout_active};
 pub use execution::Execution;
 pub use few_rows::{FEW_ROWS, linear, matmul_transposed, split_parts};
+pub use kv_buffer::KvBuffer;
 
 /// Whether burn's CPU matrix kernels run the `gemm` crate's AVX-512 code: this build has
 /// the `x86-v4` feature and the CPU has the AVX-512 subsets that gemm's x86-v4 level
