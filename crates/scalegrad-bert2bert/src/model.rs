@@ -391,6 +391,18 @@ impl BertDecoder {
         encoder_states: Tensor<3>,
         source_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
+        self.logits(self.forward_hidden(ids, mask, encoder_states, source_mask))
+    }
+
+    /// The last hidden states `[B, T, H]` of [`forward`](Self::forward), before the LM
+    /// head ([`logits`](Self::logits)).
+    pub fn forward_hidden(
+        &self,
+        ids: Tensor<2, Int>,
+        mask: Option<Tensor<2, Int>>,
+        encoder_states: Tensor<3>,
+        source_mask: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
         let exec = self.execution;
         let self_bias = mask.map(mask_bias);
         let cross_bias = source_mask.map(mask_bias);
@@ -402,7 +414,7 @@ impl BertDecoder {
                 .key_value(exec, encoder_states.clone());
             x = layer.forward(exec, x, self_bias.clone(), None, &kv, cross_bias.clone());
         }
-        self.logits(x)
+        x
     }
 
     /// A generation cache for `beams` decoder rows per source and up to `capacity`
@@ -549,9 +561,23 @@ impl Bert2Bert {
         decoder_ids: Tensor<2, Int>,
         decoder_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
+        self.decoder
+            .logits(self.forward_hidden(source_ids, source_mask, decoder_ids, decoder_mask))
+    }
+
+    /// The decoder's last hidden states `[B, T, H]` of [`forward`](Self::forward),
+    /// before the LM head (`self.decoder.logits`), so that a caller can apply the head to
+    /// a few rows at a time.
+    pub fn forward_hidden(
+        &self,
+        source_ids: Tensor<2, Int>,
+        source_mask: Option<Tensor<2, Int>>,
+        decoder_ids: Tensor<2, Int>,
+        decoder_mask: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
         let states = self.encoder.forward(source_ids, source_mask.clone());
         self.decoder
-            .forward(decoder_ids, decoder_mask, states, source_mask)
+            .forward_hidden(decoder_ids, decoder_mask, states, source_mask)
     }
 }
 

@@ -277,6 +277,12 @@ pub struct TrainingSection {
     /// Write a resumable checkpoint every this many steps (default: at each validation).
     #[serde(default)]
     pub checkpoint_every: Option<usize>,
+    /// MiB of `[rows, len, vocab]` f32 logits the LM head and the loss compute at once in
+    /// training and validation; larger batches are cut into groups of rows (the results
+    /// do not depend on it; default 512). Keeps every logits buffer under wgpu's 2 GiB
+    /// limit on one buffer; lower it when the device runs out of memory.
+    #[serde(default = "default_chunk_mib")]
+    pub chunk_mib: usize,
     /// How the best checkpoint is chosen.
     #[serde(default = "default_select")]
     pub select_by: SelectBy,
@@ -561,6 +567,12 @@ impl RunConfig {
             if value == 0 && !(key == "training.steps" && self.run.eval_only) {
                 return Err(invalid(key, "must be at least 1".into()));
             }
+        }
+        if !(1..=1 << 20).contains(&t.chunk_mib) {
+            return Err(invalid(
+                "training.chunk_mib",
+                format!("must be in 1..=1048576 (MiB), got {}", t.chunk_mib),
+            ));
         }
         if o.warmup_steps > t.steps {
             return Err(invalid(

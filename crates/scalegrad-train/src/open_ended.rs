@@ -18,7 +18,7 @@ use tokenizers::Tokenizer;
 
 use crate::config::DecodingSpec;
 use crate::log::Progress;
-use crate::trainer::{Task, Validation};
+use crate::trainer::{Task, Validation, objective_in_chunks};
 
 /// The training side: seeded batches of training windows, validation windows.
 pub struct LmTask<'a> {
@@ -73,17 +73,25 @@ impl Task for LmTask<'_> {
         collate_lm(&self.train, batches[index % batches.len()].clone())
     }
 
-    fn forward(
+    fn hidden(
         &self,
         model: &Gpt2,
         batch: &LmBatch,
         device: &Device,
     ) -> (Tensor<3>, Tensor<2, Int>) {
         let (ids, mask, targets) = lm_tensors(batch, device);
-        (model.forward(ids, mask), targets)
+        (model.forward_hidden(ids, mask), targets)
     }
 
-    fn validate(&self, model: &Gpt2) -> Result<Validation, String> {
+    fn head(&self, model: &Gpt2, hidden: Tensor<3>) -> Tensor<3> {
+        model.lm_head(hidden)
+    }
+
+    fn vocab_size(&self, model: &Gpt2) -> usize {
+        model.config().vocab_size
+    }
+
+    fn validate(&self, model: &Gpt2, chunk_bytes: usize) -> Result<Validation, String> {
         let device = model.device();
         let n = self
             .max_valid
@@ -94,8 +102,7 @@ impl Task for LmTask<'_> {
             "the validation split has no windows; lower data.block_size",
             |indices| {
                 let batch = collate_lm(&self.valid, indices);
-                let (logits, targets) = self.forward(model, &batch, &device);
-                self.objective.forward_detailed(logits, targets)
+                objective_in_chunks(self, model, &self.objective, &batch, &device, chunk_bytes)
             },
         )
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use crate::log::Progress;
-use crate::trainer::{Task, Validation};
+use crate::trainer::{Task, Validation, objective_in_chunks};
 
 /// The training side: seeded batches of examples (bucketed by length), validation set.
 pub struct SummarizationTask<'a> {
@@ -85,24 +85,29 @@ impl Task for SummarizationTask<'_> {
         )
     }
 
-    fn forward(
+    fn hidden(
         &self,
         model: &Bert2Bert,
         batch: &Seq2SeqBatch,
         device: &Device,
     ) -> (Tensor<3>, Tensor<2, Int>) {
         let [ids, mask, dec, dec_mask, labels] = seq2seq_tensors(batch, device);
-        (model.forward(ids, Some(mask), dec, Some(dec_mask)), labels)
+        (
+            model.forward_hidden(ids, Some(mask), dec, Some(dec_mask)),
+            labels,
+        )
     }
 
-    fn validate(&self, model: &Bert2Bert) -> Result<Validation, String> {
-        let device = model
-            .encoder
-            .embeddings
-            .word_embeddings
-            .weight
-            .val()
-            .device();
+    fn head(&self, model: &Bert2Bert, hidden: Tensor<3>) -> Tensor<3> {
+        model.decoder.logits(hidden)
+    }
+
+    fn vocab_size(&self, model: &Bert2Bert) -> usize {
+        model.decoder.head.bias.dims()[0]
+    }
+
+    fn validate(&self, model: &Bert2Bert, chunk_bytes: usize) -> Result<Validation, String> {
+        let device = model.device();
         let n = self
             .max_valid
             .map_or(self.valid.len(), |m| m.min(self.valid.len()));
@@ -112,8 +117,7 @@ impl Task for SummarizationTask<'_> {
             "the validation split has no examples",
             |indices| {
                 let batch = collate(&self.valid, indices, self.pad_id);
-                let (logits, labels) = self.forward(model, &batch, &device);
-                self.objective.forward_detailed(logits, labels)
+                objective_in_chunks(self, model, &self.objective, &batch, &device, chunk_bytes)
             },
         )
     }

@@ -132,15 +132,22 @@ pub trait Task {
     fn batches_per_epoch(&self) -> usize;
     /// The micro-batch at `index` of `epoch` in the seeded order.
     fn batch(&self, epoch: u64, index: usize) -> Self::Batch;
-    /// Logits `[B, T, V]` and targets `[B, T]` of a micro-batch.
-    fn forward(
+    /// Final hidden states `[B, T, H]` and targets `[B, T]` of a micro-batch: the
+    /// hidden state at position `t` predicts `targets[:, t]` through [`head`](Self::head).
+    fn hidden(
         &self,
         model: &Self::Model,
         batch: &Self::Batch,
         device: &Device,
     ) -> (Tensor<3>, Tensor<2, Int>);
-    /// Validation statistics of a model (in validation mode, on the plain device).
-    fn validate(&self, model: &Self::Model) -> Result<Validation, String>;
+    /// The LM head: vocabulary logits `[b, T, V]` of hidden states `[b, T, H]`.
+    fn head(&self, model: &Self::Model, hidden: Tensor<3>) -> Tensor<3>;
+    /// The vocabulary size `V` of [`head`](Self::head)'s logits.
+    fn vocab_size(&self, model: &Self::Model) -> usize;
+    /// Validation statistics of a model (in validation mode, on the plain device), with
+    /// the LM head in chunks of at most `chunk_bytes` of logits (see
+    /// [`objective_in_chunks`]).
+    fn validate(&self, model: &Self::Model, chunk_bytes: usize) -> Result<Validation, String>;
     /// Saves the best model so far (as a Hugging Face directory, say).
     fn save_best(&self, model: &Self::Model, dir: &Path) -> Result<(), String>;
 }
@@ -214,6 +221,7 @@ pub fn train<T: Task>(
     )?;
 
     let per_epoch = task.batches_per_epoch().max(1) as u64;
+    let chunk_bytes = config.training.chunk_mib << 20;
     let mut progress = Progress::new("train", stop_at as u64, state.step as u64);
     let mut window = Window::default();
     let mut pending = Pending::default();
@@ -233,8 +241,14 @@ pub fn train<T: Task>(
                 state.batch_in_epoch = 0;
                 state.epoch += 1;
             }
-            let (logits, targets) = task.forward(&model, &batch, &spec.device);
-            let out = spec.objective.forward_detailed(logits, targets);
+            let out = objective_in_chunks(
+                task,
+                &model,
+                &spec.objective,
+                &batch,
+                &spec.device,
+                chunk_bytes,
+            );
             // The values to log and to check for NaN, kept on the device (no read).
             let stats = micro_stats(&out);
             step_stats = Some(match step_stats {
@@ -307,7 +321,9 @@ pub fn train<T: Task>(
         }
 
         if validate_now {
-            let v = task.validate(&model.valid()).map_err(TrainError::Task)?;
+            let v = task
+                .validate(&model.valid(), chunk_bytes)
+                .map_err(TrainError::Task)?;
             let score = match config.training.select_by {
                 SelectBy::ValidPerplexity => v.nll,
                 SelectBy::ValidLoss => v.loss,
@@ -345,6 +361,52 @@ pub fn train<T: Task>(
         },
         state,
     })
+}
+
+/// The objective of a micro-batch, with the LM head applied to groups of rows whose
+/// `[rows, T, V]` f32 logits fit in `chunk_bytes` (at least one row per group): no
+/// logits buffer grows with the batch (a GPU backend may cap one buffer well below its
+/// memory: wgpu at 2 GiB, which distilgpt2's logits pass at 32 x 340 tokens). Rows are
+/// independent for every objective here (a context set never crosses rows), so the
+/// result is the unchunked one: per-token terms side by side, the mean over all scored
+/// tokens. A batch that fits is one chunk, computed exactly as before.
+pub fn objective_in_chunks<T: Task>(
+    task: &T,
+    model: &T::Model,
+    objective: &Objective,
+    batch: &T::Batch,
+    device: &Device,
+    chunk_bytes: usize,
+) -> LossOutput {
+    let (hidden, targets) = task.hidden(model, batch, device);
+    let [rows, len, _] = hidden.dims();
+    let row_bytes = len * task.vocab_size(model) * std::mem::size_of::<f32>();
+    let per_chunk = (chunk_bytes / row_bytes.max(1)).clamp(1, rows.max(1));
+    if per_chunk >= rows {
+        return objective.forward_detailed(task.head(model, hidden), targets);
+    }
+    let parts: Vec<LossOutput> = (0..rows)
+        .step_by(per_chunk)
+        .map(|start| {
+            let n = per_chunk.min(rows - start);
+            let logits = task.head(model, hidden.clone().narrow(0, start, n));
+            objective.forward_detailed(logits, targets.clone().narrow(0, start, n))
+        })
+        .collect();
+    let count = parts
+        .iter()
+        .map(|p| p.count.clone())
+        .reduce(|a, b| a + b)
+        .expect("at least one chunk");
+    let token_loss = Tensor::cat(parts.iter().map(|p| p.token_loss.clone()).collect(), 0);
+    LossOutput {
+        loss: token_loss.clone().sum() / count.clone().clamp_min(1.0),
+        token_loss,
+        nll: Tensor::cat(parts.iter().map(|p| p.nll.clone()).collect(), 0),
+        scored: Tensor::cat(parts.iter().map(|p| p.scored.clone()).collect(), 0),
+        novel: Tensor::cat(parts.iter().map(|p| p.novel.clone()).collect(), 0),
+        count,
+    }
 }
 
 /// `[objective sum, NLL sum, scored tokens, novel scored tokens]` of a micro-batch, on

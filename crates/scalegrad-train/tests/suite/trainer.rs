@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Mutex;
 
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use scalegrad_data::cache::TokenArray;
 use scalegrad_data::lm::{LmWindows, WindowConfig};
@@ -16,7 +17,9 @@ use scalegrad_train::config::RunConfig;
 use scalegrad_train::log::{Event, read_events};
 use scalegrad_train::open_ended::LmTask;
 use scalegrad_train::optim::AdamWUpdate;
-use scalegrad_train::trainer::{Task, TrainError, TrainSpec, Validation, train};
+use scalegrad_train::trainer::{
+    Task, TrainError, TrainSpec, Validation, objective_in_chunks, train,
+};
 
 const VOCAB: usize = 50;
 
@@ -192,6 +195,95 @@ fn resumed_run_follows_the_uninterrupted_loss_curve(execution: Execution) {
     );
 }
 
+/// The LM task with the second half of the first row's targets ignored, so that rows
+/// score different numbers of tokens (a per-chunk mean would then differ from the mean).
+struct HalfIgnored<'a>(LmTask<'a>);
+
+impl Task for HalfIgnored<'_> {
+    type Model = Gpt2;
+    type Batch = LmBatch;
+    fn batches_per_epoch(&self) -> usize {
+        self.0.batches_per_epoch()
+    }
+    fn batch(&self, epoch: u64, index: usize) -> LmBatch {
+        self.0.batch(epoch, index)
+    }
+    fn hidden(
+        &self,
+        model: &Gpt2,
+        batch: &LmBatch,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        let (hidden, targets) = self.0.hidden(model, batch, device);
+        let [_, len] = targets.dims();
+        let ignored = Tensor::<2, Int>::full([1, len / 2], -100, &targets.device());
+        (hidden, targets.slice_assign([0..1, len / 2..len], ignored))
+    }
+    fn head(&self, model: &Gpt2, hidden: Tensor<3>) -> Tensor<3> {
+        self.0.head(model, hidden)
+    }
+    fn vocab_size(&self, model: &Gpt2) -> usize {
+        self.0.vocab_size(model)
+    }
+    fn validate(&self, model: &Gpt2, chunk_bytes: usize) -> Result<Validation, String> {
+        self.0.validate(model, chunk_bytes)
+    }
+    fn save_best(&self, model: &Gpt2, dir: &Path) -> Result<(), String> {
+        self.0.save_best(model, dir)
+    }
+}
+
+/// The LM head and loss applied to one row at a time give what the whole batch at once
+/// gives: the loss, every per-token term, the token count, and the gradients.
+#[test]
+fn the_objective_in_chunks_of_rows_equals_the_whole_batch() {
+    let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let config = config();
+    let tokens = tokens();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = HalfIgnored(task(&tokens, tmp.path(), &config));
+    let objective = &task.0.objective;
+    let device = Device::flex().autodiff();
+    // Validation mode: no dropout, so both passes compute the same function.
+    let model = model(&device, Execution::Host).valid();
+    let batch = task.batch(0, 0);
+    let plain = Device::flex();
+    let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    let whole = objective_in_chunks(&task, &model, objective, &batch, &plain, usize::MAX);
+    // One row of 16 x 50 f32 logits is 3,200 bytes: a budget of 1 byte is one row each.
+    let rows = objective_in_chunks(&task, &model, objective, &batch, &plain, 1);
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+    assert!(close(
+        &values(whole.token_loss.clone()),
+        &values(rows.token_loss.clone())
+    ));
+    assert!(close(&values(whole.nll.clone()), &values(rows.nll.clone())));
+    let scalar = |t: Tensor<1>| t.into_scalar::<f32>();
+    assert_eq!(scalar(whole.count.clone()), scalar(rows.count.clone()));
+    // Four rows of 16 targets, half of the first one ignored.
+    assert_eq!(scalar(whole.count.clone()), 56.0);
+    assert!((scalar(whole.loss.clone()) - scalar(rows.loss.clone())).abs() < 1e-6);
+    // Gradients, on the autodiff device with the model in training mode and no dropout.
+    let mut train_config = Gpt2Config::tiny(VOCAB);
+    train_config.resid_pdrop = 0.0;
+    train_config.embd_pdrop = 0.0;
+    train_config.attn_pdrop = 0.0;
+    device.seed(5);
+    let model = train_config.init(&device);
+    let grad_of = |budget: usize| {
+        let out = objective_in_chunks(&task, &model, objective, &batch, &device, budget);
+        let grads = out.loss.backward();
+        let weight = model.blocks[0].mlp.fc.weight.val();
+        weight.grad(&grads).expect("a gradient")
+    };
+    let (a, b) = (grad_of(usize::MAX), grad_of(1));
+    let diff = (a.clone() - b).abs().max().into_scalar::<f32>();
+    assert!(
+        diff < 1e-6 * a.abs().max().into_scalar::<f32>().max(1e-3),
+        "{diff}"
+    );
+}
+
 /// Wraps the LM task and poisons the logits of one batch with NaN.
 struct Poisoned<'a> {
     inner: LmTask<'a>,
@@ -208,22 +300,28 @@ impl Task for Poisoned<'_> {
     fn batch(&self, epoch: u64, index: usize) -> LmBatch {
         self.inner.batch(epoch, index)
     }
-    fn forward(
+    fn hidden(
         &self,
         model: &Gpt2,
         batch: &LmBatch,
         device: &Device,
     ) -> (Tensor<3>, Tensor<2, Int>) {
         *self.calls.borrow_mut() += 1;
-        let (logits, targets) = self.inner.forward(model, batch, device);
+        let (hidden, targets) = self.inner.hidden(model, batch, device);
         if *self.calls.borrow() == self.poisoned_step {
-            (logits * f32::NAN, targets)
+            (hidden * f32::NAN, targets)
         } else {
-            (logits, targets)
+            (hidden, targets)
         }
     }
-    fn validate(&self, model: &Gpt2) -> Result<Validation, String> {
-        self.inner.validate(model)
+    fn head(&self, model: &Gpt2, hidden: Tensor<3>) -> Tensor<3> {
+        self.inner.head(model, hidden)
+    }
+    fn vocab_size(&self, model: &Gpt2) -> usize {
+        self.inner.vocab_size(model)
+    }
+    fn validate(&self, model: &Gpt2, chunk_bytes: usize) -> Result<Validation, String> {
+        self.inner.validate(model, chunk_bytes)
     }
     fn save_best(&self, model: &Gpt2, dir: &Path) -> Result<(), String> {
         self.inner.save_best(model, dir)
