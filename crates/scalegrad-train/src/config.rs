@@ -406,6 +406,17 @@ fn default_bootstrap() -> usize {
     1000
 }
 
+/// Whether `name` is a safe single folder name: ASCII letters, digits, `-`, `_`, and
+/// dots that are neither first nor last (so never `.`, `..` or a hidden folder).
+pub fn is_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 impl Default for EvaluationSection {
     fn default() -> Self {
         toml::from_str("").expect("every evaluation key has a default")
@@ -453,18 +464,13 @@ impl RunConfig {
             };
             return Err(invalid(key, err.to_string()));
         }
-        if self.run.name.is_empty()
-            || !self
-                .run
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !is_folder_name(&self.run.name) {
             return Err(invalid(
                 "run.name",
                 format!(
-                    "{:?} must be non-empty and use only letters, digits, '-', '_' and '.' \
-                     (it names the run's folder)",
+                    "{:?} must be one folder name: letters, digits, '-', '_' and dots inside \
+                     the name (not first or last, so never \".\" or \"..\"); it names the \
+                     run's folder, which --restart deletes",
                     self.run.name
                 ),
             ));
@@ -568,6 +574,33 @@ impl RunConfig {
                 return Err(invalid(key, "must be at least 1".into()));
             }
         }
+        let e = &self.evaluation;
+        for (key, value) in [
+            ("training.checkpoint_every", t.checkpoint_every),
+            ("data.max_train_examples", self.data.max_train_examples),
+            ("data.max_valid_examples", self.data.max_valid_examples),
+            ("evaluation.max_windows", e.max_windows),
+            ("evaluation.max_continuations", e.max_continuations),
+            ("evaluation.max_examples", e.max_examples),
+            ("evaluation.num_beams", e.num_beams),
+            ("evaluation.max_length", e.max_length),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(
+                    key,
+                    "must be at least 1 (leave the key out for no limit or the default)".into(),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("evaluation.window", e.window),
+            ("evaluation.prefix_len", e.prefix_len),
+            ("evaluation.continuation_len", e.continuation_len),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
         if !(1..=1 << 20).contains(&t.chunk_mib) {
             return Err(invalid(
                 "training.chunk_mib",
@@ -580,7 +613,6 @@ impl RunConfig {
                 format!("{} exceeds training.steps = {}", o.warmup_steps, t.steps),
             ));
         }
-        let e = &self.evaluation;
         if e.decoding.is_empty() {
             return Err(invalid(
                 "evaluation.decoding",

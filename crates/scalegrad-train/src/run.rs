@@ -182,6 +182,7 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf> {
     }
     let dir = run_dir(&opts.out, &config);
     if opts.restart && dir.exists() {
+        ensure_run_folder(&opts.out, &dir)?;
         std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
     }
     if dir.join("metrics.json").exists() {
@@ -296,6 +297,38 @@ fn device_description(execution: Execution, device: &Device) -> String {
         Execution::Host => format!("{device:?}, gemm without AVX-512"),
         Execution::Device => format!("{device:?}"),
     }
+}
+
+/// Refuses to let `--restart` delete `dir` unless it is a run folder (it holds a run's
+/// `config.toml`, `log.jsonl`, `metrics.json` or checkpoints) and lies inside `out`: a
+/// folder the user made, or one a changed config points at by mistake, is never removed.
+fn ensure_run_folder(out: &Path, dir: &Path) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(RunError::RunFolder(format!(
+            "--restart would delete {}, but {why}; remove it yourself if that is what you \
+             want, or pick another run.name or --out",
+            dir.display()
+        )))
+    };
+    let (Ok(out), Ok(real)) = (out.canonicalize(), dir.canonicalize()) else {
+        return refuse("its path cannot be resolved");
+    };
+    if real == out || !real.starts_with(&out) {
+        return refuse(&format!(
+            "it is not inside the output folder {}",
+            out.display()
+        ));
+    }
+    let marked = ["config.toml", "log.jsonl", "metrics.json"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+        || !crate::checkpoint::list(dir)
+            .map_err(trainer::TrainError::from)?
+            .is_empty();
+    if !marked {
+        return refuse("it holds no run (no config.toml, log.jsonl, metrics.json or checkpoint)");
+    }
+    Ok(())
 }
 
 /// Runs an evaluation, turning a device allocation failure into an error that names

@@ -195,6 +195,53 @@ fn bad_configs_fail_before_any_work_naming_file_and_key() {
     }
 }
 
+/// `--restart` deletes nothing but a run folder: a run name of `..` (which would be the
+/// whole output folder) is a config error, and a folder at the run's path that holds no
+/// run is refused; both leave every file where it was.
+#[test]
+fn restart_never_deletes_what_is_not_a_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let earlier = out.join("open-ended/mle/metrics.json");
+    std::fs::create_dir_all(earlier.parent().unwrap()).unwrap();
+    std::fs::write(&earlier, "{}").unwrap();
+    let config = |name: &str| {
+        let path = tmp.path().join("restart.toml");
+        std::fs::write(
+            &path,
+            demo_config("open-ended-2-sg0.2.toml").replacen(
+                "name = \"sg0.2\"",
+                &format!("name = \"{name}\""),
+                1,
+            ),
+        )
+        .unwrap();
+        path
+    };
+    for name in ["..", "."] {
+        let failed = train(&config(name), &out, &["--restart"]);
+        assert!(!failed.status.success(), "run.name {name:?} was accepted");
+        let err = String::from_utf8_lossy(&failed.stderr);
+        assert!(err.contains("run.name"), "{err}");
+        assert!(earlier.exists(), "run.name {name:?} deleted an earlier run");
+    }
+    let precious = out.join("open-ended/notes/precious.txt");
+    std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
+    std::fs::write(&precious, "mine").unwrap();
+    let failed = train(&config("notes"), &out, &["--restart"]);
+    assert!(
+        !failed.status.success(),
+        "a folder without a run was deleted"
+    );
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("holds no run") && err.contains("notes"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "mine");
+}
+
 /// Two training steps, evaluation and a short greedy decode on wgpu (Mesa's software
 /// Vulkan in CI), so the device execution paths (burn's AdamW, statistics and clipping on
 /// the device, chunked next-token evaluation, decoding on the device) run in every CI

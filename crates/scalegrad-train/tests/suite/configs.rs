@@ -93,6 +93,54 @@ fn out_of_range_values_name_their_key() {
         ),
         ("block_size = 128\n", "", "data.block_size"),
         ("name = \"sg0.2\"", "name = \"sg 0.2/x\"", "run.name"),
+        // Names that would make --restart delete more than the run's folder.
+        ("name = \"sg0.2\"", "name = \"..\"", "run.name"),
+        ("name = \"sg0.2\"", "name = \".\"", "run.name"),
+        ("name = \"sg0.2\"", "name = \".hidden\"", "run.name"),
+        ("name = \"sg0.2\"", "name = \"sg0.\"", "run.name"),
+        // Zero where the work would panic or mean nothing.
+        ("window = 256", "window = 0", "evaluation.window"),
+        ("prefix_len = 50", "prefix_len = 0", "evaluation.prefix_len"),
+        (
+            "continuation_len = 100",
+            "continuation_len = 0",
+            "evaluation.continuation_len",
+        ),
+        (
+            "max_windows = 64",
+            "max_windows = 0",
+            "evaluation.max_windows",
+        ),
+        (
+            "max_continuations = 100",
+            "max_continuations = 0",
+            "evaluation.max_continuations",
+        ),
+        (
+            "log_every = 10",
+            "log_every = 10\ncheckpoint_every = 0",
+            "training.checkpoint_every",
+        ),
+        (
+            "max_valid_examples = 64",
+            "max_valid_examples = 64\nmax_train_examples = 0",
+            "data.max_train_examples",
+        ),
+        (
+            "max_valid_examples = 64",
+            "max_valid_examples = 0",
+            "data.max_valid_examples",
+        ),
+        (
+            "log_every = 10",
+            "log_every = 10\nchunk_mib = 0",
+            "training.chunk_mib",
+        ),
+        (
+            "decoding = [{ strategy = \"greedy\" }]",
+            "decoding = [{ strategy = \"greedy\" }]\nchunk_mib = 0",
+            "evaluation.chunk_mib",
+        ),
     ];
     for (from, to, key) in cases {
         let text = demo_text().replacen(from, to, 1);
