@@ -122,58 +122,47 @@ impl Size {
 
 /// Runs the benchmark cases on the chosen backend.
 pub fn run(args: Args) -> Result<()> {
-    let backend = args.device.backend;
-    let device = backend.device()?;
-    let execution = backend.execution();
-    let shapes = args.size.shapes();
-    let wanted = |case: &str| args.only.is_empty() || args.only.iter().any(|o| case.contains(o));
     // Checkpoints: the given directories, or random weights saved once so that the check
     // can load the same weights on both devices.
     let scratch = std::env::temp_dir().join(format!("scalegrad-bench-{}", std::process::id()));
-    let gpt2_dir = match &args.gpt2 {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = scratch.join("gpt2");
-            let flex = flex_device()?;
-            flex.seed(0);
-            args.size
-                .gpt2()
-                .init(&flex)
-                .save_pretrained(&dir, None)
-                .context("saving the random GPT-2")?;
-            dir
-        }
-    };
-    let b2b_dir = match &args.b2b {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = scratch.join("b2b");
-            let flex = flex_device()?;
-            flex.seed(0);
+    let outcome = checkpoint(&args.gpt2, &scratch.join("gpt2"), |dir, flex| {
+        let model = args.size.gpt2().init(flex);
+        model
+            .save_pretrained(dir, None)
+            .context("saving the random GPT-2")
+    })
+    .and_then(|gpt2_dir| {
+        let b2b_dir = checkpoint(&args.b2b, &scratch.join("b2b"), |dir, flex| {
             let config = args.size.b2b();
-            save_pretrained(&config.init(&flex), &config, &dir)
-                .context("saving the random BERT2BERT")?;
-            dir
-        }
-    };
-    let outcome = run_cases(
-        &args, backend, &device, execution, &shapes, &wanted, &gpt2_dir, &b2b_dir,
-    );
+            save_pretrained(&config.init(flex), &config, dir).context("saving the random BERT2BERT")
+        })?;
+        run_cases(&args, &gpt2_dir, &b2b_dir)
+    });
     let _ = std::fs::remove_dir_all(&scratch);
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_cases(
-    args: &Args,
-    backend: Backend,
-    device: &Device,
-    execution: Execution,
-    shapes: &Shapes,
-    wanted: &dyn Fn(&str) -> bool,
-    gpt2_dir: &Path,
-    b2b_dir: &Path,
-) -> Result<()> {
+/// `given`, or `scratch` after `save` wrote a model initialised on flex with seed 0.
+fn checkpoint(
+    given: &Option<PathBuf>,
+    scratch: &Path,
+    save: impl FnOnce(&Path, &Device) -> Result<()>,
+) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir.clone());
+    }
+    let flex = flex_device()?;
+    flex.seed(0);
+    save(scratch, &flex)?;
+    Ok(scratch.to_path_buf())
+}
+
+fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
+    let backend = args.device.backend;
+    let device = &backend.device()?;
+    let execution = backend.execution();
+    let shapes = args.size.shapes();
+    let wanted = |case: &str| args.only.is_empty() || args.only.iter().any(|o| case.contains(o));
     let load_gpt2 = |device: &Device, execution: Execution| -> Result<Gpt2> {
         Ok(Gpt2::from_pretrained(gpt2_dir, device)
             .with_context(|| format!("loading {}", gpt2_dir.display()))?
