@@ -11,6 +11,13 @@
 //!
 //! Without the `tch` feature it prints its rerun conditions and returns: no Python, no
 //! cost.
+//!
+//! It also records the code being built: `SCALEGRAD_GIT_REVISION` is the workspace's git
+//! commit (12 hex digits) with `-dirty` when tracked files differ from it, or `unknown`
+//! outside a git checkout (a crates.io source, an exported tarball). Run provenance and
+//! `--version` report it, so a result names the code that produced it, not the
+//! repository the binary happens to be run from. (vergen-gitcl does the same through the
+//! git command line; two git calls did not warrant its dependencies.)
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,6 +31,7 @@ print(os.path.join(spec.submodule_search_locations[0], 'lib') if spec else '')
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    record_git_revision();
     if std::env::var_os("CARGO_FEATURE_TCH").is_none() {
         return;
     }
@@ -45,6 +53,41 @@ fn main() {
              LD_LIBRARY_PATH=<torch>/lib, see `cargo xtask setup libtorch`"
         ),
     }
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn record_git_revision() {
+    let revision = match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            // Rebuild when the commit or the index moves, or any source of the workspace
+            // changes (what makes a build dirty).
+            if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+                for file in ["HEAD", "index", "refs/heads", "packed-refs"] {
+                    println!("cargo:rerun-if-changed={dir}/{file}");
+                }
+            }
+            if let Some(root) = git(&["rev-parse", "--show-toplevel"]) {
+                for path in ["crates", "Cargo.toml", "Cargo.lock"] {
+                    println!("cargo:rerun-if-changed={root}/{path}");
+                }
+            }
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => "unknown".to_owned(),
+    };
+    println!("cargo:rustc-env=SCALEGRAD_GIT_REVISION={revision}");
 }
 
 fn libtorch_lib_dir() -> Result<PathBuf, String> {

@@ -234,9 +234,8 @@ pub fn run(args: Args) -> Result<()> {
     let dir = root().join("results/bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}.json", spec.name));
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&report)?)?;
-    std::fs::rename(&tmp, &path)?;
+    scalegrad_fs::write_atomic(&path, &serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

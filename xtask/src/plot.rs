@@ -71,21 +71,31 @@ fn both(stem: &Path, figure: &impl Figure) -> Result<()> {
     register_fonts();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
+    // The PNG encoder writes to a path of its own (its extension picks the format): a
+    // hidden sibling, installed over the figure once complete.
+    let png_tmp = png.with_file_name(format!(
+        ".{}.tmp.png",
+        stem.file_name().unwrap_or_default().to_string_lossy()
+    ));
     {
-        let area = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        let area = BitMapBackend::new(&png_tmp, SIZE).into_drawing_area();
         area.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
         figure.draw(&area)?;
         area.present()
             .map_err(|e| anyhow!("writing {}: {e:?}", png.display()))?;
     }
+    scalegrad_fs::install_file(&png_tmp, &png)
+        .map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
+    let mut text = String::new();
     {
-        let area = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        let area = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
         area.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
         figure.draw(&area)?;
         area.present()
-            .map_err(|e| anyhow!("writing {}: {e:?}", svg.display()))?;
+            .map_err(|e| anyhow!("drawing {}: {e:?}", svg.display()))?;
     }
-    Ok(())
+    scalegrad_fs::write_atomic(&svg, text.as_bytes())
+        .map_err(|e| anyhow!("writing {}: {e}", svg.display()))
 }
 
 fn bounds(series: &[Series]) -> Option<((f64, f64), (f64, f64))> {

@@ -193,9 +193,8 @@ pub fn write_report(preset_dir: &Path, preset: &str) -> Result<()> {
     provenance_section(&mut md, open.iter().chain(summ.iter()))?;
 
     let path = preset_dir.join("REPORT.md");
-    let tmp = preset_dir.join("REPORT.md.tmp");
-    std::fs::write(&tmp, md)?;
-    std::fs::rename(&tmp, &path)?;
+    scalegrad_fs::write_atomic(&path, md.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

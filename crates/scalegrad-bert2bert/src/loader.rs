@@ -431,14 +431,11 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<(), Error> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| Error::Io {
+    scalegrad_fs::write_atomic(path, bytes).map_err(|source| Error::Io {
         action: "writing",
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 #[cfg(test)]

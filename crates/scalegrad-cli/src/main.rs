@@ -37,7 +37,12 @@ fn keep_freed_memory() {
 
 /// Train and evaluate text generators with ScaleGrad (Lin et al., ICML 2021).
 #[derive(Debug, Parser)]
-#[command(name = "scalegrad", version, about, propagate_version = true)]
+#[command(
+    name = "scalegrad",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SCALEGRAD_GIT_REVISION"), ")"),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: commands::Command,

@@ -37,20 +37,9 @@ pub const FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"SGTOKC01";
 const TRAILER_LEN: usize = 4 + 8;
 
-/// Writes `bytes` to `path` atomically: a temporary file next to it, then a rename.
+/// Writes `bytes` to `path` atomically and durably ([`scalegrad_fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
+    scalegrad_fs::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// What identifies an input file: where it is, how big it is and when it last changed.
@@ -288,12 +277,8 @@ pub fn save(path: &Path, split: &TokenizedSplit) -> Result<()> {
             .collect(),
     };
     let header = serde_json::to_vec(&header).expect("a header always serialises");
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    let tmp = tmp_path(path);
-    let io = |e| Error::io(&tmp, e);
-    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let io = |e| Error::io(path, e);
+    let file = scalegrad_fs::AtomicFile::create(path).map_err(io)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(MAGIC).map_err(io)?;
     let mut w = CrcWriter {
@@ -339,9 +324,8 @@ pub fn save(path: &Path, split: &TokenizedSplit) -> Result<()> {
     let mut out = w.inner;
     out.write_all(&crc.to_le_bytes()).map_err(io)?;
     out.write_all(&total.to_le_bytes()).map_err(io)?;
-    out.flush().map_err(io)?;
-    drop(out);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.commit().map_err(io)
 }
 
 /// Reads a tokenised split, checking its length, checksum, header and array sizes.

@@ -355,8 +355,7 @@ pub fn write_string_columns(
         ))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .build();
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let file = scalegrad_fs::AtomicFile::create(path).map_err(|e| Error::io(path, e))?;
     let to_parquet = |source| Error::Parquet {
         path: path.to_path_buf(),
         source,
@@ -387,7 +386,7 @@ pub fn write_string_columns(
             break;
         }
     }
-    writer.close().map_err(to_parquet)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(())
+    // `into_inner` writes the footer (as `close` would) and hands the file back.
+    let file = writer.into_inner().map_err(to_parquet)?;
+    file.commit().map_err(|e| Error::io(path, e))
 }

@@ -337,9 +337,5 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf, Gpt2Error> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Gpt2Error> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Gpt2Error::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Gpt2Error::io("renaming into", path, e))
+    scalegrad_fs::write_atomic(path, bytes).map_err(|e| Gpt2Error::io("writing", path, e))
 }

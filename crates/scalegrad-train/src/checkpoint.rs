@@ -4,9 +4,10 @@
 //! (`model.bpk`, burnpack, which records parameter ids so the optimiser state matches
 //! on reload), the AdamW moments (`optimizer.bpk`) and [`TrainState`] (`state.json`:
 //! step, data position, best validation so far, counters). It is written into a
-//! `.tmp` sibling and renamed into place, so an interrupted write leaves the previous
-//! checkpoint intact and never a half-written one under the final name. Older
-//! checkpoints are removed once a newer one is complete.
+//! `.tmp` sibling, fsynced and renamed into place ([`scalegrad_fs::install_dir`]), so an
+//! interrupted write or a full disk leaves the previous checkpoint intact and never a
+//! half-written one under the final name. Older checkpoints are removed once a newer one
+//! is complete.
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +69,22 @@ pub struct Best {
     pub value: f64,
 }
 
+/// Sums of the training steps since the last logged `train` event, so that a resumed run
+/// logs the same averages as an uninterrupted one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogWindow {
+    /// Objective summed over scored tokens.
+    pub loss_sum: f64,
+    /// NLL summed over scored tokens.
+    pub nll_sum: f64,
+    /// Scored tokens.
+    pub count: f64,
+    /// Novel scored tokens.
+    pub novel: f64,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
 /// Everything besides tensors that a resumed run needs to continue identically.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
@@ -83,16 +100,18 @@ pub struct TrainState {
     pub train_seconds: f64,
     /// Best validation result so far.
     pub best: Option<Best>,
+    /// The log window open at the checkpoint.
+    #[serde(default)]
+    pub log_window: LogWindow,
+    /// The config keys that shape training, as the run was started with them (absent in
+    /// checkpoints of older versions): `--resume` refuses a config that differs in them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Writes `contents` to `path` atomically (temporary file, then rename).
+/// Writes `contents` to `path` atomically and durably ([`scalegrad_fs::write_atomic`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    std::fs::write(&tmp, contents).map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("renaming into place", path))
+    scalegrad_fs::write_atomic(path, contents).map_err(io("writing", path))
 }
 
 /// Saves a module as burnpack into `path`.
@@ -143,8 +162,8 @@ pub fn save<M: Module>(
 ) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    let name = format!("step-{:07}", state.step);
-    let tmp = dir.join(format!("{name}.tmp"));
+    let done = dir.join(format!("step-{:07}", state.step));
+    let tmp = scalegrad_fs::staging_dir(&done);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io("removing stale", &tmp))?;
     }
@@ -163,12 +182,7 @@ pub fn save<M: Module>(
         source,
     })?;
     std::fs::write(&state_path, json).map_err(io("writing", &state_path))?;
-
-    let done = dir.join(&name);
-    if done.exists() {
-        std::fs::remove_dir_all(&done).map_err(io("replacing", &done))?;
-    }
-    std::fs::rename(&tmp, &done).map_err(io("renaming into place", &done))?;
+    scalegrad_fs::install_dir(&tmp, &done).map_err(io("installing", &done))?;
     for old in list(run_dir)? {
         if old != done {
             std::fs::remove_dir_all(&old).map_err(io("removing old checkpoint", &old))?;
@@ -177,7 +191,8 @@ pub fn save<M: Module>(
     Ok(done)
 }
 
-/// Complete checkpoints of a run, oldest first (unfinished `.tmp` directories excluded).
+/// Complete checkpoints of a run, oldest first (unfinished `.tmp` and set-aside `.old`
+/// directories excluded).
 pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
     let dir = checkpoints_dir(run_dir);
     if !dir.exists() {
@@ -190,7 +205,7 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
             p.is_dir()
                 && p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("step-") && !n.ends_with(".tmp"))
+                    .is_some_and(|n| n.starts_with("step-") && !n.contains('.'))
         })
         .collect();
     found.sort();

@@ -5,7 +5,7 @@
 //! so the log of a resumed run reads like the log of an uninterrupted one.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -57,22 +57,43 @@ impl Event {
     }
 }
 
-/// Reads every event of a log file.
+/// Reads every event of a log file. A last line that does not parse is what a crash in
+/// the middle of an append leaves: it is dropped with a warning (the events it would
+/// hold are replayed from the checkpoint). A bad line anywhere else is an error.
 pub fn read_events(path: &Path) -> std::io::Result<Vec<Event>> {
-    let file = File::open(path)?;
-    BufReader::new(file)
+    let bytes = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<(usize, &str)> = text
         .lines()
-        .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-        .map(|line| {
-            let line = line?;
-            serde_json::from_str(&line).map_err(|e| {
-                std::io::Error::new(
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let mut events = Vec::with_capacity(lines.len());
+    for (i, &(number, line)) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(event) => events.push(event),
+            Err(_) if i + 1 == lines.len() => {
+                eprintln!(
+                    "warning: {}: dropping a torn last line (line {}, {} bytes), left by an \
+                     interrupted write",
+                    path.display(),
+                    number + 1,
+                    line.len()
+                );
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("{}: bad log line {line:?}: {e}", path.display()),
-                )
-            })
-        })
-        .collect()
+                    format!(
+                        "line {} is not a log event ({e}): {line:?}; the file was edited or \
+                         damaged, so delete it or restore it (the run resumes either way)",
+                        number + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// An append-only writer of `log.jsonl`.
@@ -84,7 +105,13 @@ pub struct RunLog {
 impl RunLog {
     /// Opens the log for a run that starts fresh (`resume_step = None`, any old log is
     /// replaced) or resumes after `resume_step` (later events are dropped).
+    /// Errors name the file.
     pub fn open(path: &Path, resume_step: Option<usize>) -> std::io::Result<Self> {
+        Self::open_inner(path, resume_step)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    fn open_inner(path: &Path, resume_step: Option<usize>) -> std::io::Result<Self> {
         let kept = match resume_step {
             Some(step) if path.exists() => read_events(path)?
                 .into_iter()
@@ -92,16 +119,12 @@ impl RunLog {
                 .collect(),
             _ => Vec::new(),
         };
-        let tmp = path.with_extension("jsonl.tmp");
-        {
-            let mut out = BufWriter::new(File::create(&tmp)?);
-            for event in &kept {
-                serde_json::to_writer(&mut out, event)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()?;
+        let mut text = Vec::new();
+        for event in &kept {
+            serde_json::to_writer(&mut text, event)?;
+            text.push(b'\n');
         }
-        std::fs::rename(&tmp, path)?;
+        scalegrad_fs::write_atomic(path, &text)?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -114,6 +137,13 @@ impl RunLog {
         serde_json::to_writer(&mut self.out, event)?;
         self.out.write_all(b"\n")?;
         self.out.flush()
+    }
+
+    /// Flushes and fsyncs what was appended, so that the events before a checkpoint
+    /// survive a power loss as the checkpoint does.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
     }
 
     /// The log file.
@@ -238,6 +268,48 @@ mod tests {
             .map(Event::step)
             .collect();
         assert_eq!(steps, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn resuming_drops_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut log = RunLog::open(&path, None).unwrap();
+        for step in 1..=3 {
+            log.write(&train(step)).unwrap();
+        }
+        drop(log);
+        // A crash in the middle of appending step 4's line.
+        let whole = serde_json::to_string(&train(4)).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&whole.as_bytes()[..whole.len() / 2]).unwrap();
+        drop(f);
+        let mut log = RunLog::open(&path, Some(3)).unwrap();
+        log.write(&train(4)).unwrap();
+        drop(log);
+        let events = read_events(&path).unwrap();
+        assert_eq!(
+            events.iter().map(Event::step).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(events[3], train(4));
+    }
+
+    #[test]
+    fn a_bad_line_before_the_end_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let good = serde_json::to_string(&train(1)).unwrap();
+        std::fs::write(&path, format!("{good}\n{{\"event\": \"tr\n{good}\n")).unwrap();
+        let err = RunLog::open(&path, Some(1)).err().expect("a damaged log");
+        let message = err.to_string();
+        assert!(message.contains("line 2"), "{message}");
+        assert_eq!(message.matches("log.jsonl").count(), 1, "{message}");
+        // Nothing was rewritten.
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"tr\n"));
     }
 
     #[test]

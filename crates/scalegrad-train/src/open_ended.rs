@@ -108,17 +108,15 @@ impl Task for LmTask<'_> {
     }
 
     fn save_best(&self, model: &Gpt2, dir: &std::path::Path) -> Result<(), String> {
-        let tmp = dir.with_extension("tmp");
+        let tmp = scalegrad_fs::staging_dir(dir);
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         }
         model
             .save_pretrained(&tmp, Some(&self.tokenizer_dir))
             .map_err(|e| format!("saving the best model to {}: {e}", tmp.display()))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+        scalegrad_fs::install_dir(&tmp, dir)
+            .map_err(|e| format!("installing the best model as {}: {e}", dir.display()))
     }
 }
 

@@ -111,6 +111,9 @@ pub struct RunOptions {
     /// Evaluate only: this model (directory or hub id; empty for the config's own
     /// source) is scored on the test split, into the run folder `<name>-eval`.
     pub eval_model: Option<String>,
+    /// The git revision of the code that runs (taken when the binary was built, with
+    /// `-dirty` for uncommitted changes), recorded in the provenance.
+    pub code_revision: String,
 }
 
 /// The run folder of a config.
@@ -160,8 +163,10 @@ fn train_unless_eval_only<T: trainer::Task>(
     }
     let run_dir = spec.run_dir;
     let advice = format!(
-        "lower training.batch_size (and raise optimizer.grad_accumulation to keep the \
-         effective batch), then rerun with --resume; the checkpoints in {} are intact",
+        "lower training.chunk_mib and rerun with --resume (the checkpoints in {} are \
+         intact), or lower training.batch_size, raise optimizer.grad_accumulation to keep \
+         the effective batch and start over with --restart (a checkpoint continues only \
+         under the batch it was made with)",
         run_dir.display()
     );
     let outcome =
@@ -217,7 +222,7 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf> {
     };
     let provenance = Provenance {
         config_file: opts.config_path.display().to_string(),
-        git_revision: git_revision(),
+        git_revision: opts.code_revision.clone(),
         backend: opts.backend.clone(),
         device: device_description(opts.execution, &opts.device),
         steps: outcome.train.as_ref().map_or(0, |t| t.state.step),
@@ -357,16 +362,6 @@ fn guard_evaluation<T>(
         opts.config_path.display()
     );
     crate::device_failure::guard("evaluation", &advice, work).map_err(RunError::OutOfMemory)
-}
-
-fn git_revision() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn invalid(config_path: &Path, key: &str, message: String) -> RunError {

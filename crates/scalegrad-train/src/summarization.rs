@@ -127,23 +127,22 @@ impl Task for SummarizationTask<'_> {
     }
 }
 
-/// Writes a Hugging Face directory (config, weights, tokenizer) atomically.
+/// Writes a Hugging Face directory (config, weights, tokenizer) atomically: in full under
+/// a staging name, then installed so that a complete copy exists at every instant.
 pub fn save_model_dir(
     model: &Bert2Bert,
     config: &Bert2BertConfig,
     tokenizer_dir: &Path,
     dir: &Path,
 ) -> Result<(), String> {
-    let tmp = dir.with_extension("tmp");
+    let tmp = scalegrad_fs::staging_dir(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     }
     save_pretrained(model, config, &tmp).map_err(|e| e.to_string())?;
     scalegrad_bert2bert::copy_tokenizer_files(tokenizer_dir, &tmp).map_err(|e| e.to_string())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+    scalegrad_fs::install_dir(&tmp, dir)
+        .map_err(|e| format!("installing the model as {}: {e}", dir.display()))
 }
 
 /// Everything the summarisation evaluation reports.

@@ -60,6 +60,38 @@ pub enum TrainError {
     /// Writing or reading a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Saving the checkpoint or the best model of a step failed (a full disk, a quota, a
+    /// file-size limit); what was saved before is intact.
+    #[error(
+        "saving the {what} of step {step} failed: {message}. {kept}; free space on the disk \
+         that holds {run_dir} (or point --out at one with room), then rerun with --resume"
+    )]
+    Save {
+        /// `checkpoint` or `best model`.
+        what: &'static str,
+        /// The step being saved.
+        step: usize,
+        /// The underlying error.
+        message: String,
+        /// What is intact.
+        kept: String,
+        /// The run folder.
+        run_dir: String,
+    },
+    /// `--resume` with a config that changes what the checkpoints mean.
+    #[error(
+        "the config differs from the one the checkpoint {checkpoint} was made with, in keys \
+         that change training:\n  {}\nput them back to resume this run, or pass --restart \
+         to start it over (evaluation, logging and training.chunk_mib keys may change on \
+         --resume)",
+        changed.join("\n  ")
+    )]
+    ChangedConfig {
+        /// The checkpoint.
+        checkpoint: String,
+        /// `key: saved -> now` lines.
+        changed: Vec<String>,
+    },
     /// Writing the log failed.
     #[error("writing the run log: {0}")]
     Log(#[from] std::io::Error),
@@ -210,11 +242,23 @@ pub fn train<T: Task>(
         && let Some(latest) = checkpoint::latest(spec.run_dir)?
     {
         let (m, o, s) = checkpoint::load(&latest, model, optimizer)?;
+        if let Some(saved) = &s.config {
+            let changed = config.changed_training_keys(saved);
+            if !changed.is_empty() {
+                return Err(TrainError::ChangedConfig {
+                    checkpoint: latest.display().to_string(),
+                    changed,
+                });
+            }
+        }
         model = m;
         optimizer = o;
         state = s;
         eprintln!("resuming from {} (step {})", latest.display(), state.step);
     }
+    state.config = Some(config.training_keys());
+    // A crash while `best/` was being replaced leaves the previous copy aside.
+    scalegrad_fs::recover_dir(&best_dir(spec.run_dir))?;
     let mut log = RunLog::open(
         &spec.run_dir.join("log.jsonl"),
         spec.resume.then_some(state.step),
@@ -223,7 +267,7 @@ pub fn train<T: Task>(
     let per_epoch = task.batches_per_epoch().max(1) as u64;
     let chunk_bytes = config.training.chunk_mib << 20;
     let mut progress = Progress::new("train", stop_at as u64, state.step as u64);
-    let mut window = Window::default();
+    let mut window = Window::restore(&state.log_window);
     let mut pending = Pending::default();
     let mut last = MicroStats::default();
 
@@ -330,9 +374,9 @@ pub fn train<T: Task>(
             };
             let better = state.best.as_ref().is_none_or(|b| score < b.value);
             if better {
-                state.best = Some(Best { step, value: score });
                 task.save_best(&model.valid(), &best_dir(spec.run_dir))
-                    .map_err(TrainError::Task)?;
+                    .map_err(|message| save_failed("best model", step, message, &spec))?;
+                state.best = Some(Best { step, value: score });
             }
             log.write(&Event::Valid {
                 step,
@@ -349,7 +393,11 @@ pub fn train<T: Task>(
             ));
         }
         if checkpoint_now {
-            checkpoint::save(spec.run_dir, &model, &optimizer, &state)?;
+            state.log_window = window.saved();
+            // The log's lines up to this step become as durable as the checkpoint.
+            log.sync()?;
+            checkpoint::save(spec.run_dir, &model, &optimizer, &state)
+                .map_err(|e| save_failed("checkpoint", step, e.to_string(), &spec))?;
         }
     }
     progress.finish();
@@ -501,6 +549,35 @@ impl MicroStats {
     }
 }
 
+/// A failed save of the checkpoint or best model at `step`, saying what is intact.
+fn save_failed(
+    what: &'static str,
+    step: usize,
+    message: String,
+    spec: &TrainSpec<'_>,
+) -> TrainError {
+    let kept = match checkpoint::latest(spec.run_dir) {
+        Ok(Some(p)) => format!("The previous checkpoint {} is intact", p.display()),
+        _ => "No checkpoint was written yet".to_string(),
+    };
+    let best = best_dir(spec.run_dir);
+    let kept = if best.exists() {
+        format!(
+            "{kept}, and so is the best model so far in {}",
+            best.display()
+        )
+    } else {
+        kept
+    };
+    TrainError::Save {
+        what,
+        step,
+        message,
+        kept,
+        run_dir: spec.run_dir.display().to_string(),
+    }
+}
+
 /// Sums over the steps since the last `train` event.
 #[derive(Default)]
 struct Window {
@@ -509,6 +586,28 @@ struct Window {
 }
 
 impl Window {
+    fn restore(saved: &checkpoint::LogWindow) -> Self {
+        Self {
+            stats: MicroStats {
+                loss_sum: saved.loss_sum,
+                nll_sum: saved.nll_sum,
+                count: saved.count,
+                novel: saved.novel,
+            },
+            seconds: saved.seconds,
+        }
+    }
+
+    fn saved(&self) -> checkpoint::LogWindow {
+        checkpoint::LogWindow {
+            loss_sum: self.stats.loss_sum,
+            nll_sum: self.stats.nll_sum,
+            count: self.stats.count,
+            novel: self.stats.novel,
+            seconds: self.seconds,
+        }
+    }
+
     fn tokens_per_s(&self) -> f64 {
         self.stats.count / self.seconds.max(1e-9)
     }

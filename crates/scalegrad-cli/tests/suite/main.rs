@@ -5,6 +5,7 @@
 
 mod bench_cli;
 mod common;
+mod crash_resume;
 mod data_cli;
 mod demo_smoke;
 mod generate_cli;
