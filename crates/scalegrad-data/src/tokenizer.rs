@@ -36,7 +36,7 @@ use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::ModelWrapper;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::normalizers::replace::Replace;
@@ -45,6 +45,9 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::tokenizer::{
+    NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+};
 use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder};
 
 /// The builder of the dynamic `tokenizers::Tokenizer` pipeline.
@@ -433,34 +436,106 @@ where
             specials.len()
         )));
     }
-    let mut trainer: TrainerWrapper = WordPieceTrainerBuilder::new()
+    let normalizer = BertNormalizer::new(true, true, None, true);
+    let word_counts = deterministic_word_counts(texts, |text| {
+        let mut normalized = NormalizedString::from(text);
+        normalizer.normalize(&mut normalized)?;
+        let mut words = PreTokenizedString::from(normalized);
+        BertPreTokenizer.pre_tokenize(&mut words)?;
+        Ok(words
+            .get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(word, _, _)| word.to_owned())
+            .collect())
+    })
+    .map_err(|e| Error::tokenizer(context, e))?;
+    // What `WordPieceTrainer` does (BPE merges over "##"-prefixed continuations, read
+    // as a WordPiece vocabulary), on word counts in a fixed order; see
+    // `deterministic_word_counts` for why the trainer itself is not used.
+    let trainer = BpeTrainerBuilder::new()
         .vocab_size(vocab_size)
         .min_frequency(min_frequency)
         .show_progress(false)
         .special_tokens(specials)
         .continuing_subword_prefix("##".into())
-        .build()
-        .into();
+        .build();
+    let mut bpe = BPE::default();
+    let specials = trainer
+        .do_train(&word_counts, &mut bpe)
+        .map_err(|e| Error::tokenizer(context, e))?;
     let model = WordPiece::builder()
+        .vocab(
+            bpe.get_vocab()
+                .into_iter()
+                .collect::<ahash::AHashMap<_, _>>(),
+        )
         .unk_token(config.unk_token.clone())
         .continuing_subword_prefix("##".into())
         .build()
         .map_err(|e| Error::tokenizer(context, e))?;
     let mut tokenizer: Tokenizer = Builder::new()
         .with_model(model.into())
-        .with_normalizer(Some(BertNormalizer::new(true, true, None, true).into()))
+        .with_normalizer(Some(normalizer.into()))
         .with_pre_tokenizer(Some(BertPreTokenizer.into()))
         .with_decoder(Some(WordPieceDecoder::new("##".into(), true).into()))
         .build()
         .map_err(|e| Error::tokenizer(context, e))?
         .into();
     tokenizer
-        .train(&mut trainer, texts)
+        .add_special_tokens(specials)
         .map_err(|e| Error::tokenizer(context, e))?;
     let ids = bert_special_ids(&tokenizer)?;
     let template = bert_template(("[CLS]", ids.cls), ("[SEP]", ids.sep))?;
     tokenizer.with_post_processor(Some(template));
     Ok(tokenizer)
+}
+
+/// Counts the words `split` makes of `texts` (in parallel) and returns them in a map
+/// whose iteration order is fixed: the words inserted in sorted order into a hash map
+/// with constant seeds.
+///
+/// Why not `WordPieceTrainer`: `tokenizers` (0.23) collects word counts in an
+/// `AHashMap` with per-process random seeds and hands out the ids of "##" continuation
+/// pieces while iterating it; merges of equal frequency are then ordered by those ids,
+/// so two trainings on the same text pick different merges (the summarization demo's
+/// vocabulary, and its ROUGE, changed between fresh output folders). Fed this map,
+/// the same trainer code (`BpeTrainer::do_train`) is deterministic: every other step
+/// of it sorts or breaks ties by id.
+fn deterministic_word_counts<I, S>(
+    texts: I,
+    split: impl Fn(&str) -> tokenizers::Result<Vec<String>> + Sync,
+) -> tokenizers::Result<ahash::AHashMap<compact_str::CompactString, u64>>
+where
+    I: Iterator<Item = S> + Send,
+    S: AsRef<str> + Send,
+{
+    use rayon::iter::{ParallelBridge, ParallelIterator};
+    use std::collections::HashMap;
+    let counts = texts
+        .par_bridge()
+        .map(|text| -> tokenizers::Result<HashMap<String, u64>> {
+            let mut counts = HashMap::new();
+            for word in split(text.as_ref())? {
+                *counts.entry(word).or_default() += 1;
+            }
+            Ok(counts)
+        })
+        .try_reduce(HashMap::new, |mut acc, part| {
+            for (word, n) in part {
+                *acc.entry(word).or_default() += n;
+            }
+            Ok(acc)
+        })?;
+    let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
+    sorted.sort_unstable();
+    let mut map = ahash::AHashMap::with_capacity_and_hasher(
+        sorted.len(),
+        ahash::RandomState::with_seeds(1, 2, 3, 4),
+    );
+    for (word, n) in sorted {
+        map.insert(compact_str::CompactString::from(word), n);
+    }
+    Ok(map)
 }
 
 /// A stable fingerprint of a tokenizer: the SHA-256 of its `tokenizer.json`

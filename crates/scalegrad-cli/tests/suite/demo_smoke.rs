@@ -125,13 +125,42 @@ fn open_ended_demo_runs_end_to_end_and_resumes() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("is finished"));
 }
 
+/// A finished run's metrics without the provenance (clocks, throughput).
+fn numbers(run: &Path) -> Value {
+    let mut metrics = json(&run.join("metrics.json"));
+    metrics.as_object_mut().unwrap().remove("provenance");
+    metrics
+}
+
 #[test]
-fn summarization_demo_runs_end_to_end() {
+fn summarization_demo_runs_end_to_end_and_repeats_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let config = reduced("summarization-2-sg0.8.toml", tmp.path());
     let out = tmp.path().join("results");
     succeeded(&train(&config, &out, &["--max-steps", "2"]));
     let run = out.join("summarization/sg0.8");
+    // Same config, fresh output folder: the trained WordPiece vocabulary and every
+    // number are identical (the tokenizer trainer's hash-order tie-break is fixed).
+    let again = tmp.path().join("again");
+    succeeded(&train(&config, &again, &["--max-steps", "2"]));
+    let tokenizer = |out: &Path| -> Vec<u8> {
+        let dir = std::fs::read_dir(out.join("summarization"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("_tokenizer")
+            })
+            .expect("a trained tokenizer folder");
+        std::fs::read(dir.join("tokenizer.json")).unwrap()
+    };
+    assert!(
+        tokenizer(&out) == tokenizer(&again),
+        "tokenizer.json differs"
+    );
+    assert_eq!(numbers(&run), numbers(&again.join("summarization/sg0.8")));
     let metrics = json(&run.join("metrics.json"));
     let s = &metrics["summarization"];
     assert_eq!(s["examples"], 4);

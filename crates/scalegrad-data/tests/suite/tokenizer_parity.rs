@@ -158,3 +158,33 @@ fn trained_wordpiece_has_bert_layout() {
         "continuation pieces exist"
     );
 }
+
+/// The `tokenizers` WordPiece trainer breaks frequency ties between merges by token ids
+/// that it hands out in hash-map order, which differs between processes and between
+/// trainings; ours must not. Ties are certain here: a small corpus trained to a
+/// vocabulary far larger than its frequent pairs.
+#[test]
+fn wordpiece_training_is_deterministic() {
+    let texts = corpus();
+    let first = train_wordpiece_tokenizer(texts.iter(), 1500, 2)
+        .unwrap()
+        .to_string(false)
+        .unwrap();
+    for _ in 0..4 {
+        let again = train_wordpiece_tokenizer(texts.iter(), 1500, 2)
+            .unwrap()
+            .to_string(false)
+            .unwrap();
+        assert!(again == first, "two trainings gave different vocabularies");
+    }
+    let bpe = || {
+        train_bpe_tokenizer(texts.iter(), 2000, 2)
+            .unwrap()
+            .to_string(false)
+            .unwrap()
+    };
+    assert!(
+        bpe() == bpe(),
+        "byte-level BPE training is deterministic too"
+    );
+}
