@@ -411,6 +411,32 @@ impl GenerationConfig {
         self
     }
 
+    /// The settings with `overrides` applied: the one place a run config's
+    /// `[evaluation]` and the `summarize` command's flags change a checkpoint's decoding.
+    pub fn with_overrides(self, overrides: &GenerationOverrides) -> Self {
+        let o = overrides;
+        Self {
+            num_beams: o.num_beams.unwrap_or(self.num_beams),
+            max_length: o.max_length.unwrap_or(self.max_length),
+            min_length: o.min_length.unwrap_or(self.min_length),
+            no_repeat_ngram_size: o.no_repeat_ngram_size.unwrap_or(self.no_repeat_ngram_size),
+            length_penalty: o.length_penalty.unwrap_or(self.length_penalty),
+            early_stopping: o.early_stopping.unwrap_or(self.early_stopping),
+            ..self
+        }
+    }
+
+    /// Checks that `max_length` fits the decoder's `max_position_embeddings`.
+    pub fn check_positions(&self, decoder_positions: usize) -> Result<(), Error> {
+        if self.max_length > decoder_positions {
+            return Err(Error::Generation(format!(
+                "max_length {} exceeds the decoder's {decoder_positions} positions",
+                self.max_length
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the knobs for values transformers would reject or that make no sense.
     pub fn validate(&self) -> Result<(), Error> {
         if self.num_beams == 0 {
@@ -433,6 +459,24 @@ impl GenerationConfig {
         }
         Ok(())
     }
+}
+
+/// Decoding settings given on top of a checkpoint's own: a run config's `[evaluation]`
+/// keys or the `summarize` command's flags. `None` keeps the checkpoint's value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GenerationOverrides {
+    /// Beam width.
+    pub num_beams: Option<usize>,
+    /// Maximum length, decoder start token included.
+    pub max_length: Option<usize>,
+    /// Minimum length, decoder start token included.
+    pub min_length: Option<usize>,
+    /// n-gram ban size (0 = off).
+    pub no_repeat_ngram_size: Option<usize>,
+    /// Beam length penalty.
+    pub length_penalty: Option<f64>,
+    /// Beam-search stopping rule.
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 /// One generated sequence.
@@ -1003,12 +1047,7 @@ pub fn generate(
         )));
     }
     let max_target = model.decoder.embeddings.max_positions();
-    if config.max_length > max_target {
-        return Err(Error::Generation(format!(
-            "max_length {} exceeds the decoder's {max_target} positions",
-            config.max_length
-        )));
-    }
+    config.check_positions(max_target)?;
     if let Some(mask) = &source_mask {
         if mask.dims() != [sources, len] {
             return Err(Error::Generation(format!(

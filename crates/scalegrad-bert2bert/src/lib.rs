@@ -45,9 +45,9 @@ pub use attention::DecoderCache;
 pub use config::{Bert2BertConfig, BertConfig, HiddenAct};
 pub use error::Error;
 pub use generate::{
-    EarlyStopping, Generated, GenerationConfig, GenerationSettings, Stepper, argmax,
-    ban_eos_before_min_length, ban_tokens, beam_search, generate, greedy_search, log_softmax,
-    no_repeat_ngram_bans, process_row, top_k,
+    EarlyStopping, Generated, GenerationConfig, GenerationOverrides, GenerationSettings, Stepper,
+    argmax, ban_eos_before_min_length, ban_tokens, beam_search, generate, greedy_search,
+    log_softmax, no_repeat_ngram_bans, process_row, top_k,
 };
 pub use loader::{
     LoadedModel, burn_to_hf, burn_to_hf_patterns, copy_tokenizer_files, hf_to_burn,

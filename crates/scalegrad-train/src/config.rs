@@ -417,6 +417,66 @@ pub fn is_folder_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// The allowed values of a numeric key ([`RunConfig::key_ranges`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Range {
+    /// Integers `lo..=hi`.
+    Int(u64, u64),
+    /// Reals in `lo..=hi` (`open_low`: `lo` itself excluded; `open_high`: `hi` excluded).
+    Real {
+        /// Lower bound.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+        /// Whether `lo` itself is excluded.
+        open_low: bool,
+        /// Whether `hi` itself is excluded.
+        open_high: bool,
+    },
+}
+
+fn real(lo: f64, hi: f64) -> Range {
+    Range::Real {
+        lo,
+        hi,
+        open_low: false,
+        open_high: false,
+    }
+}
+
+/// `(lo, hi]`: positive reals up to `hi`.
+fn positive(hi: f64) -> Range {
+    Range::Real {
+        lo: 0.0,
+        hi,
+        open_low: true,
+        open_high: false,
+    }
+}
+
+/// A value of one key: `None` for an optional key left out.
+#[derive(Clone, Copy)]
+enum Value {
+    Int(Option<u64>),
+    Real(Option<f64>),
+}
+
+fn int(v: usize) -> Value {
+    Value::Int(Some(v as u64))
+}
+
+fn opt_int(v: Option<usize>) -> Value {
+    Value::Int(v.map(|v| v as u64))
+}
+
+/// Largest count or interval accepted (steps, examples, windows): far beyond any
+/// real run, small enough to catch a typo of a few extra digits.
+const MAX_COUNT: u64 = 1_000_000_000_000;
+/// Largest length in tokens accepted (block, window, source, summary).
+const MAX_TOKENS: u64 = 1 << 20;
+/// Largest batch, beam count or micro-batch count accepted.
+const MAX_BATCH: u64 = 1 << 16;
+
 impl Default for EvaluationSection {
     fn default() -> Self {
         toml::from_str("").expect("every evaluation key has a default")
@@ -491,6 +551,251 @@ impl RunConfig {
             .filter(|k| saved.get(*k) != now.get(*k))
             .map(|k| format!("{k}: {} -> {}", show(saved.get(k)), show(now.get(k))))
             .collect()
+    }
+
+    /// Every number of the config with its allowed range, section by section: counts,
+    /// lengths, intervals, batch sizes, beams, probabilities and rates. What a table-driven
+    /// test walks through (`tests/suite/configs.rs`).
+    fn ranges(&self) -> Vec<(&'static str, Value, Range)> {
+        let (d, o, t, e) = (
+            &self.data,
+            &self.optimizer,
+            &self.training,
+            &self.evaluation,
+        );
+        let tokens = |lo| Range::Int(lo, MAX_TOKENS);
+        let counts = Range::Int(1, MAX_COUNT);
+        let steps_lo = u64::from(!self.run.eval_only);
+        let mut table = vec![
+            (
+                "model.tokenizer.train.vocab_size",
+                opt_int(self.model.tokenizer.train.as_ref().map(|t| t.vocab_size)),
+                Range::Int(64, 1 << 22),
+            ),
+            (
+                "model.tokenizer.train.min_frequency",
+                Value::Int(self.model.tokenizer.train.as_ref().map(|t| t.min_frequency)),
+                Range::Int(1, MAX_COUNT),
+            ),
+            ("data.block_size", opt_int(d.block_size), tokens(2)),
+            (
+                "data.max_source_length",
+                opt_int(d.max_source_length),
+                tokens(3),
+            ),
+            (
+                "data.max_target_length",
+                opt_int(d.max_target_length),
+                tokens(3),
+            ),
+            (
+                "data.max_train_examples",
+                opt_int(d.max_train_examples),
+                counts,
+            ),
+            (
+                "data.max_valid_examples",
+                opt_int(d.max_valid_examples),
+                Range::Int(1, MAX_COUNT),
+            ),
+            ("optimizer.lr", Value::Real(Some(o.lr)), positive(10.0)),
+            (
+                "optimizer.weight_decay",
+                Value::Real(Some(o.weight_decay)),
+                real(0.0, 10.0),
+            ),
+            (
+                "optimizer.beta1",
+                Value::Real(Some(o.beta1)),
+                Range::Real {
+                    lo: 0.0,
+                    hi: 1.0,
+                    open_low: false,
+                    open_high: true,
+                },
+            ),
+            (
+                "optimizer.beta2",
+                Value::Real(Some(o.beta2)),
+                Range::Real {
+                    lo: 0.0,
+                    hi: 1.0,
+                    open_low: false,
+                    open_high: true,
+                },
+            ),
+            ("optimizer.eps", Value::Real(Some(o.eps)), positive(1.0)),
+            (
+                "optimizer.warmup_steps",
+                int(o.warmup_steps),
+                Range::Int(0, MAX_COUNT),
+            ),
+            (
+                "optimizer.max_grad_norm",
+                Value::Real(o.max_grad_norm),
+                positive(1e6),
+            ),
+            (
+                "optimizer.grad_accumulation",
+                int(o.grad_accumulation),
+                Range::Int(1, MAX_BATCH),
+            ),
+            (
+                "training.steps",
+                int(t.steps),
+                Range::Int(steps_lo, MAX_COUNT),
+            ),
+            (
+                "training.batch_size",
+                int(t.batch_size),
+                Range::Int(1, MAX_BATCH),
+            ),
+            (
+                "training.eval_every",
+                int(t.eval_every),
+                Range::Int(1, MAX_COUNT),
+            ),
+            (
+                "training.log_every",
+                int(t.log_every),
+                Range::Int(1, MAX_COUNT),
+            ),
+            (
+                "training.checkpoint_every",
+                opt_int(t.checkpoint_every),
+                Range::Int(1, MAX_COUNT),
+            ),
+            (
+                "training.chunk_mib",
+                int(t.chunk_mib),
+                Range::Int(1, 1 << 20),
+            ),
+            ("evaluation.window", int(e.window), tokens(2)),
+            (
+                "evaluation.max_windows",
+                opt_int(e.max_windows),
+                Range::Int(1, MAX_COUNT),
+            ),
+            ("evaluation.prefix_len", int(e.prefix_len), tokens(1)),
+            (
+                "evaluation.continuation_len",
+                int(e.continuation_len),
+                tokens(1),
+            ),
+            (
+                "evaluation.max_continuations",
+                opt_int(e.max_continuations),
+                Range::Int(1, MAX_COUNT),
+            ),
+            (
+                "evaluation.max_examples",
+                opt_int(e.max_examples),
+                Range::Int(1, MAX_COUNT),
+            ),
+            (
+                "evaluation.num_beams",
+                opt_int(e.num_beams),
+                Range::Int(1, 256),
+            ),
+            ("evaluation.max_length", opt_int(e.max_length), tokens(2)),
+            ("evaluation.min_length", opt_int(e.min_length), tokens(0)),
+            (
+                "evaluation.no_repeat_ngram_size",
+                opt_int(e.no_repeat_ngram_size),
+                Range::Int(0, 1024),
+            ),
+            (
+                "evaluation.length_penalty",
+                Value::Real(e.length_penalty),
+                real(-100.0, 100.0),
+            ),
+            (
+                "evaluation.batch_size",
+                int(e.batch_size),
+                Range::Int(1, MAX_BATCH),
+            ),
+            (
+                "evaluation.chunk_mib",
+                int(e.chunk_mib),
+                Range::Int(1, 1 << 20),
+            ),
+            (
+                "evaluation.bootstrap_samples",
+                int(e.bootstrap_samples),
+                Range::Int(1, 1_000_000),
+            ),
+        ];
+        match self.objective {
+            ObjectiveConfig::ScaleGrad { gamma } => {
+                table.push(("objective.gamma", Value::Real(Some(gamma)), positive(1.0)));
+            }
+            ObjectiveConfig::Unlikelihood { alpha } => {
+                table.push((
+                    "objective.alpha",
+                    Value::Real(Some(alpha)),
+                    real(0.0, 100.0),
+                ));
+            }
+            ObjectiveConfig::Mle => {}
+        }
+        for d in &e.decoding {
+            match *d {
+                DecodingSpec::TopK { k } => {
+                    table.push(("evaluation.decoding", int(k), Range::Int(1, 1 << 22)));
+                }
+                DecodingSpec::TopP { p } => {
+                    table.push(("evaluation.decoding", Value::Real(Some(p)), positive(1.0)));
+                }
+                DecodingSpec::Greedy => {}
+            }
+        }
+        table
+    }
+
+    /// Every numeric key this config sets or could set, with its allowed range (keys of
+    /// the objective and of `evaluation.decoding` as the config chooses them).
+    pub fn key_ranges(&self) -> Vec<(&'static str, Range)> {
+        self.ranges().into_iter().map(|(k, _, r)| (k, r)).collect()
+    }
+
+    /// Checks every value of [`RunConfig::ranges`]: one error naming the first key out of
+    /// its range, with the range.
+    fn check_ranges(&self, path: &Path) -> Result<(), ConfigError> {
+        for (key, value, range) in self.ranges() {
+            let problem = match (value, &range) {
+                (Value::Int(Some(v)), Range::Int(lo, hi)) if v < *lo || v > *hi => {
+                    Some(format!("{v} is outside {lo}..={hi}"))
+                }
+                (
+                    Value::Real(Some(v)),
+                    Range::Real {
+                        lo,
+                        hi,
+                        open_low,
+                        open_high,
+                    },
+                ) => {
+                    let above = if *open_low { v > *lo } else { v >= *lo };
+                    let below = if *open_high { v < *hi } else { v <= *hi };
+                    (!(v.is_finite() && above && below)).then(|| {
+                        format!(
+                            "{v} is outside {}{lo}, {hi}{}",
+                            if *open_low { "(" } else { "[" },
+                            if *open_high { ")" } else { "]" }
+                        )
+                    })
+                }
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: key.to_string(),
+                    message: format!("out of range: {problem}"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reads and validates a config file.
@@ -600,118 +905,26 @@ impl RunConfig {
                 }
             }
         }
-        let o = &self.optimizer;
-        if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(invalid(
-                "optimizer.lr",
-                format!("must be > 0, got {}", o.lr),
-            ));
-        }
-        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return Err(invalid(
-                "optimizer.weight_decay",
-                format!("must be >= 0, got {}", o.weight_decay),
-            ));
-        }
-        for (key, beta) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
-            if !(0.0..1.0).contains(&beta) {
-                return Err(invalid(key, format!("must be in [0, 1), got {beta}")));
-            }
-        }
-        if let Some(norm) = o.max_grad_norm
-            && !(norm.is_finite() && norm > 0.0)
-        {
-            return Err(invalid(
-                "optimizer.max_grad_norm",
-                format!("must be > 0, got {norm}"),
-            ));
-        }
-        if o.grad_accumulation == 0 {
-            return Err(invalid(
-                "optimizer.grad_accumulation",
-                "must be at least 1".into(),
-            ));
-        }
-        let t = &self.training;
-        for (key, value) in [
-            ("training.steps", t.steps),
-            ("training.batch_size", t.batch_size),
-            ("training.eval_every", t.eval_every),
-            ("training.log_every", t.log_every),
-        ] {
-            if value == 0 && !(key == "training.steps" && self.run.eval_only) {
-                return Err(invalid(key, "must be at least 1".into()));
-            }
-        }
-        let e = &self.evaluation;
-        for (key, value) in [
-            ("training.checkpoint_every", t.checkpoint_every),
-            ("data.max_train_examples", self.data.max_train_examples),
-            ("data.max_valid_examples", self.data.max_valid_examples),
-            ("evaluation.max_windows", e.max_windows),
-            ("evaluation.max_continuations", e.max_continuations),
-            ("evaluation.max_examples", e.max_examples),
-            ("evaluation.num_beams", e.num_beams),
-            ("evaluation.max_length", e.max_length),
-        ] {
-            if value == Some(0) {
-                return Err(invalid(
-                    key,
-                    "must be at least 1 (leave the key out for no limit or the default)".into(),
-                ));
-            }
-        }
-        for (key, value) in [
-            ("evaluation.window", e.window),
-            ("evaluation.prefix_len", e.prefix_len),
-            ("evaluation.continuation_len", e.continuation_len),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1".into()));
-            }
-        }
-        if !(1..=1 << 20).contains(&t.chunk_mib) {
-            return Err(invalid(
-                "training.chunk_mib",
-                format!("must be in 1..=1048576 (MiB), got {}", t.chunk_mib),
-            ));
-        }
+        self.check_ranges(path)?;
+        let (o, t, e) = (&self.optimizer, &self.training, &self.evaluation);
         if o.warmup_steps > t.steps {
             return Err(invalid(
                 "optimizer.warmup_steps",
                 format!("{} exceeds training.steps = {}", o.warmup_steps, t.steps),
             ));
         }
+        if let (Some(min), Some(max)) = (e.min_length, e.max_length)
+            && min > max
+        {
+            return Err(invalid(
+                "evaluation.min_length",
+                format!("{min} exceeds evaluation.max_length = {max}"),
+            ));
+        }
         if e.decoding.is_empty() {
             return Err(invalid(
                 "evaluation.decoding",
                 "list at least one strategy".into(),
-            ));
-        }
-        for d in &e.decoding {
-            match *d {
-                DecodingSpec::TopK { k: 0 } => {
-                    return Err(invalid("evaluation.decoding", "top-k needs k >= 1".into()));
-                }
-                DecodingSpec::TopP { p } if !(p > 0.0 && p <= 1.0) => {
-                    return Err(invalid(
-                        "evaluation.decoding",
-                        format!("top-p needs p in (0, 1], got {p}"),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if e.batch_size == 0 {
-            return Err(invalid(
-                "evaluation.batch_size",
-                "must be at least 1".into(),
-            ));
-        }
-        if !(1..=1 << 20).contains(&e.chunk_mib) {
-            return Err(invalid(
-                "evaluation.chunk_mib",
-                format!("must be in 1..=1048576 (MiB), got {}", e.chunk_mib),
             ));
         }
         if self.model.source == "scratch" && self.model.scratch.is_none() {

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use burn::module::Module;
 use burn::tensor::Device;
-use scalegrad_bert2bert::{Bert2BertConfig, GenerationSettings};
+use scalegrad_bert2bert::{Bert2BertConfig, GenerationOverrides, GenerationSettings};
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::lm::{LastWindow, WindowConfig};
 use scalegrad_data::reader::read_columns;
@@ -682,6 +682,24 @@ fn summarization_run(
         ));
     }
 
+    // The evaluation's decoding settings (the checkpoint's with `[evaluation]`'s
+    // overrides), checked before any training.
+    let ev = &config.evaluation;
+    let generation = generation.resolve()?.with_overrides(&GenerationOverrides {
+        num_beams: ev.num_beams,
+        max_length: ev.max_length,
+        min_length: ev.min_length,
+        no_repeat_ngram_size: ev.no_repeat_ngram_size,
+        length_penalty: ev.length_penalty,
+        early_stopping: None,
+    });
+    generation
+        .validate()
+        .map_err(|err| invalid(&opts.config_path, "evaluation", err.to_string()))?;
+    generation
+        .check_positions(model_config.decoder.max_position_embeddings)
+        .map_err(|err| invalid(&opts.config_path, "evaluation.max_length", err.to_string()))?;
+
     let shaping = SummarizationConfig {
         max_source_len: max_source,
         max_target_len: max_target,
@@ -736,23 +754,6 @@ fn summarization_run(
     )?;
 
     let e = &config.evaluation;
-    let mut generation = generation.resolve()?;
-    if let Some(n) = e.num_beams {
-        generation = generation.with_num_beams(n);
-    }
-    if let Some(n) = e.max_length {
-        generation = generation.with_max_length(n);
-    }
-    if let Some(n) = e.min_length {
-        generation = generation.with_min_length(n);
-    }
-    if let Some(n) = e.no_repeat_ngram_size {
-        generation = generation.with_no_repeat_ngram_size(n);
-    }
-    if let Some(x) = e.length_penalty {
-        generation = generation.with_length_penalty(x);
-    }
-    generation.validate()?;
     let raw = read_columns(&test_files.files, &["article", "highlights", "id"])?;
     let started = Instant::now();
     let (metrics, samples) = guard_evaluation(config, opts, dir, || {

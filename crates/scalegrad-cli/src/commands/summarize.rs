@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::{Int, Tensor, TensorData};
-use scalegrad_bert2bert::{EarlyStopping, GenerationConfig, generate, load_pretrained};
+use scalegrad_bert2bert::{
+    EarlyStopping, GenerationConfig, GenerationOverrides, generate, load_pretrained,
+};
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::reader::read_columns;
 use scalegrad_data::tokenizer::load_tokenizer;
@@ -144,25 +146,14 @@ fn read_articles(path: &Path) -> Result<Vec<String>> {
 
 /// The checkpoint's decoding knobs with the command line's overrides.
 fn generation_config(args: &Args, defaults: GenerationConfig) -> Result<GenerationConfig> {
-    let mut config = defaults;
-    if let Some(n) = args.num_beams {
-        config = config.with_num_beams(n);
-    }
-    if let Some(n) = args.max_length {
-        config = config.with_max_length(n);
-    }
-    if let Some(n) = args.min_length {
-        config = config.with_min_length(n);
-    }
-    if let Some(n) = args.no_repeat_ngram_size {
-        config = config.with_no_repeat_ngram_size(n);
-    }
-    if let Some(x) = args.length_penalty {
-        config = config.with_length_penalty(x);
-    }
-    if let Some(rule) = args.early_stopping {
-        config = config.with_early_stopping(rule);
-    }
+    let config = defaults.with_overrides(&GenerationOverrides {
+        num_beams: args.num_beams,
+        max_length: args.max_length,
+        min_length: args.min_length,
+        no_repeat_ngram_size: args.no_repeat_ngram_size,
+        length_penalty: args.length_penalty,
+        early_stopping: args.early_stopping,
+    });
     config.validate()?;
     Ok(config)
 }
@@ -252,6 +243,9 @@ pub fn run(args: Args) -> Result<()> {
         .resolve()
         .with_context(|| format!("reading the generation settings of {}", dir.display()))?;
     let config = generation_config(&args, defaults)?;
+    config
+        .check_positions(loaded.config.decoder.max_position_embeddings)
+        .context("--max-length")?;
     let max_positions = loaded.config.encoder.max_position_embeddings;
     let max_source = args.max_source_length.unwrap_or(max_positions);
     if max_source == 0 || max_source > max_positions {

@@ -222,6 +222,31 @@ fn bad_configs_fail_before_any_work_naming_file_and_key() {
         let run = tmp.path().join("results/open-ended/sg0.2");
         assert!(!run.join("checkpoints").exists(), "work started for {to}");
     }
+    // A summary length beyond the decoder's positions (known once the model is built)
+    // fails before training, not in the evaluation after it.
+    let path = tmp.path().join("long.toml");
+    std::fs::write(
+        &path,
+        demo_config("summarization-2-sg0.8.toml").replacen(
+            "[evaluation]",
+            "[evaluation]\nmax_length = 600",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = train(&path, &tmp.path().join("results"), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "max_length = 600 was accepted");
+    assert!(
+        err.contains("evaluation.max_length") && err.contains("decoder's 512 positions"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path()
+            .join("results/summarization/sg0.8/checkpoints")
+            .exists(),
+        "training started"
+    );
 }
 
 /// `--restart` deletes nothing but a run folder: a run name of `..` (which would be the

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use scalegrad_train::config::{ConfigError, RunConfig};
+use scalegrad_train::config::{ConfigError, Range, RunConfig};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -158,4 +158,152 @@ fn a_config_round_trips_through_its_toml_form() {
     let config = parse(&demo_text()).unwrap();
     let again = parse(&config.to_toml()).unwrap();
     assert_eq!(config, again);
+}
+
+/// Sets the dotted `key` of a TOML document, creating tables on the way.
+fn set(doc: &mut toml::Table, key: &str, value: toml::Value) {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut table = doc;
+    for part in &parts[..parts.len() - 1] {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap();
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+}
+
+/// Values outside `range`: zero or just below the bottom, just above the top and far
+/// beyond it, negative, NaN and infinite.
+fn bad_values(range: Range) -> Vec<toml::Value> {
+    match range {
+        Range::Int(lo, hi) => {
+            let mut v = vec![
+                toml::Value::Integer(hi as i64 + 1),
+                toml::Value::Integer(i64::MAX),
+                toml::Value::Integer(-1),
+            ];
+            if lo > 0 {
+                v.push(toml::Value::Integer(lo as i64 - 1));
+            }
+            v
+        }
+        Range::Real {
+            lo,
+            hi,
+            open_low,
+            open_high,
+        } => vec![
+            toml::Value::Float(f64::NAN),
+            toml::Value::Float(f64::INFINITY),
+            toml::Value::Float(f64::NEG_INFINITY),
+            toml::Value::Float(if open_low { lo } else { lo - 1.0 }),
+            toml::Value::Float(if open_high { hi } else { hi * 2.0 + 1.0 }),
+        ],
+    }
+}
+
+/// Every numeric leaf of a config, and every optional key (null when left out).
+fn numeric_leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                numeric_leaves(&key, v, out);
+            }
+        }
+        serde_json::Value::Number(_) | serde_json::Value::Null => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_numeric_key_has_a_range_and_rejects_what_lies_outside_it() {
+    let base_text = demo_text();
+    let base = parse(&base_text).unwrap();
+    let ranges = base.key_ranges();
+    let checked: std::collections::HashSet<&str> = ranges.iter().map(|(k, _)| *k).collect();
+
+    // Every number (and every optional key) of every section is in the table, except
+    // the seed (any u64), names and paths, and the architecture (checked by the model).
+    let mut leaves = Vec::new();
+    numeric_leaves("", &serde_json::to_value(&base).unwrap(), &mut leaves);
+    let exempt = [
+        "run.seed",
+        "model.revision",
+        "model.tokenizer.source",
+        "data.data_dir",
+    ];
+    for key in &leaves {
+        if exempt.contains(&key.as_str()) || key.starts_with("model.scratch.") {
+            continue;
+        }
+        assert!(checked.contains(key.as_str()), "{key} has no range check");
+    }
+    assert!(checked.len() >= 35, "only {} keys checked", checked.len());
+
+    let doc: toml::Table = toml::from_str(&base_text).unwrap();
+    let mut tried = 0;
+    for (key, range) in ranges {
+        if key == "evaluation.decoding" {
+            continue;
+        }
+        for value in bad_values(range) {
+            let mut bad = doc.clone();
+            set(&mut bad, key, value.clone());
+            let text = toml::to_string(&bad).unwrap();
+            let err = parse(&text).expect_err(&format!("{key} = {value} was accepted"));
+            let last = key.rsplit('.').next().unwrap();
+            match &err {
+                ConfigError::Invalid { key: k, .. } => {
+                    assert_eq!(k, key, "{key} = {value}: {err}");
+                }
+                // A negative count or an integer beyond the field's type fails to parse;
+                // the error shows the offending line, key included.
+                ConfigError::Parse { message, .. } => {
+                    assert!(
+                        message.contains(last),
+                        "{key} = {value}: the parse error does not show the key: {message}"
+                    );
+                }
+                other => panic!("{key} = {value}: unexpected {other}"),
+            }
+            tried += 1;
+        }
+    }
+    assert!(tried > 120, "tried only {tried} values");
+
+    for (decoding, what) in [
+        ("{ strategy = \"top-k\", k = 0 }", "k = 0"),
+        ("{ strategy = \"top-k\", k = 100000000 }", "k too large"),
+        ("{ strategy = \"top-p\", p = 0.0 }", "p = 0"),
+        ("{ strategy = \"top-p\", p = 1.5 }", "p > 1"),
+        ("{ strategy = \"top-p\", p = nan }", "p NaN"),
+    ] {
+        let text = base_text.replace(
+            "decoding = [{ strategy = \"greedy\" }]",
+            &format!("decoding = [{{ strategy = \"greedy\" }}, {decoding}]"),
+        );
+        let err = parse(&text).expect_err(what);
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "evaluation.decoding"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn lengths_that_contradict_each_other_are_rejected() {
+    // [evaluation] is the demo's last section.
+    let text = format!("{}\nmin_length = 40\nmax_length = 20\n", demo_text());
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "evaluation.min_length"),
+        "{err}"
+    );
 }
