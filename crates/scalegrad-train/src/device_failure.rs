@@ -1,4 +1,4 @@
-//! Device allocation failures as errors.
+//! Device allocation failures and lost devices as errors.
 //!
 //! burn's GPU backends report a failed allocation by panicking deep inside an operation
 //! ("can't allocate buffer of size: ...", "out of memory"), with no `Result` to return
@@ -6,7 +6,9 @@
 //! and its backtrace say nothing about which setting to change. [`guard`] runs a piece of
 //! work, catches such a panic (and only such a panic: any other keeps unwinding with its
 //! own message), and turns it into one message that names the keys to lower and what was
-//! kept.
+//! kept. A device lost under the run (a driver reset, an Xid error, a removed GPU) also
+//! panics inside burn; it becomes a message that says so and that the checkpoints are
+//! intact.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -23,6 +25,23 @@ pub fn is_allocation_failure(message: &str) -> bool {
         || m.contains("outofmemory")
         || m.contains("allocation failed")
         || m.contains("failed to allocate")
+}
+
+/// Whether a panic message is a lost device (wgpu's `DeviceLost`, CUDA's fatal launch
+/// and address errors, after which the context is unusable).
+pub fn is_device_lost(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("device lost")
+        || m.contains("devicelost")
+        || m.contains("device is lost")
+        || m.contains("lost device")
+        || m.contains("cuda_error_launch_failed")
+        || m.contains("cuda_error_illegal_address")
+        || m.contains("cuda_error_ecc_uncorrectable")
+}
+
+fn is_device_failure(message: &str) -> bool {
+    is_allocation_failure(message) || is_device_lost(message)
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -43,7 +62,7 @@ pub fn guard<T>(what: &str, advice: &str, work: impl FnOnce() -> T) -> Result<T,
     let previous = std::sync::Arc::new(previous);
     let forward = previous.clone();
     panic::set_hook(Box::new(move |info| {
-        if !is_allocation_failure(info.payload_as_str().unwrap_or_default()) {
+        if !is_device_failure(info.payload_as_str().unwrap_or_default()) {
             (forward.as_ref())(info);
         }
     }));
@@ -61,6 +80,13 @@ pub fn guard<T>(what: &str, advice: &str, work: impl FnOnce() -> T) -> Result<T,
             if is_allocation_failure(&text) {
                 Err(format!(
                     "{what} ran out of device memory ({}); {advice}",
+                    text.trim()
+                ))
+            } else if is_device_lost(&text) {
+                Err(format!(
+                    "{what} lost the device ({}): the driver reset it or it went away. \
+                     The checkpoints and the best model written so far are intact; check \
+                     the device (nvidia-smi, the kernel log) and rerun with --resume",
                     text.trim()
                 ))
             } else {
@@ -86,6 +112,17 @@ mod tests {
         );
         assert!(err.contains("3293642752"), "{err}");
         assert!(err.ends_with("lower evaluation.chunk_mib"), "{err}");
+    }
+
+    #[test]
+    fn a_lost_device_becomes_an_error_saying_the_checkpoints_are_intact() {
+        let err = guard("training", "lower training.chunk_mib", || -> u32 {
+            panic!("Parent device is lost: DeviceLost")
+        })
+        .unwrap_err();
+        assert!(err.starts_with("training lost the device"), "{err}");
+        assert!(err.contains("intact") && err.contains("--resume"), "{err}");
+        assert!(!err.contains("chunk_mib"), "{err}");
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub enum RunError {
     /// Evaluation failed.
     #[error("evaluation: {0}")]
     Eval(String),
-    /// The device ran out of memory; the message names the keys to lower.
+    /// The device ran out of memory (the message names the keys to lower) or was lost.
     #[error("{0}")]
     OutOfMemory(String),
     /// A file could not be written.
