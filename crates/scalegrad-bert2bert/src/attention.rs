@@ -16,11 +16,11 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::{Bool, Device, FloatDType, Int, Tensor};
 
 use crate::config::BertConfig;
 use crate::model::normal_init;
-use scalegrad_ops::{Execution, KvBuffer, dropout};
+use scalegrad_ops::{Compute, KvBuffer, dropout};
 
 /// The value added to the score of a hidden key (transformers' `torch.finfo(float32).min`).
 pub(crate) const MASKED: f32 = f32::MIN;
@@ -84,7 +84,7 @@ impl Attention {
     }
 
     /// Keys and values of `states` (`[B, S, H]`), split into heads.
-    pub fn key_value(&self, exec: Execution, states: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+    pub fn key_value(&self, exec: Compute, states: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
         (
             self.split(scalegrad_ops::linear(exec, &self.key, states.clone())),
             self.split(scalegrad_ops::linear(exec, &self.value, states)),
@@ -95,7 +95,7 @@ impl Attention {
     /// masking; returns the output projection (before dropout, residual and LayerNorm).
     pub fn self_attention(
         &self,
-        exec: Execution,
+        exec: Compute,
         x: Tensor<3>,
         bias: Option<Tensor<4>>,
         causal: bool,
@@ -109,7 +109,7 @@ impl Attention {
     /// Scaled dot-product attention of `q` on `k`/`v` (all `[B, heads, *, d]`).
     pub(crate) fn attend(
         &self,
-        exec: Execution,
+        exec: Compute,
         q: Tensor<4>,
         k: Tensor<4>,
         v: Tensor<4>,
@@ -121,12 +121,25 @@ impl Attention {
                 is_causal: causal,
                 ..Default::default()
             };
-            return attention(q, k, v, None, bias, options);
+            return match exec.precision.half() {
+                // The fused kernel in the half type (its softmax accumulates in f32).
+                Some(half) => attention(
+                    q.cast(half),
+                    k.cast(half),
+                    v.cast(half),
+                    None,
+                    bias.map(|b| b.cast(half)),
+                    options,
+                )
+                .cast(FloatDType::F32),
+                None => attention(q, k, v, None, bias, options),
+            };
         }
         // Training path: explicit scores so that dropout applies to the probabilities.
         let [_, _, tq, d] = q.dims();
         let tk = k.dims()[2];
-        let mut scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt());
+        // Products in the model's precision; scores in f32 for the mask and the softmax.
+        let mut scores = exec.matmul(q, k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt());
         if causal {
             scores = scores + causal_bias(tq, tk, &v.device());
         }
@@ -134,7 +147,7 @@ impl Attention {
             scores = scores + bias;
         }
         let probs = dropout(exec, &self.dropout, softmax(scores, 3));
-        probs.matmul(v)
+        exec.matmul(probs, v)
     }
 }
 

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
-use scalegrad_ops::{Execution, KvBuffer, dropout};
+use scalegrad_ops::{Compute, Execution, KvBuffer, Precision, dropout};
 
 /// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
 pub(crate) fn normal_init(std: f64) -> Initializer {
@@ -86,7 +86,7 @@ impl Embeddings {
     ///
     /// # Panics
     /// If `start + T` exceeds the number of position embeddings (callers truncate).
-    pub fn forward(&self, exec: Execution, ids: Tensor<2, Int>, start: usize) -> Tensor<3> {
+    pub fn forward(&self, exec: Compute, ids: Tensor<2, Int>, start: usize) -> Tensor<3> {
         let [_, t] = ids.dims();
         let positions = self.position_embeddings.weight.val();
         let max = positions.dims()[0];
@@ -140,7 +140,7 @@ impl FeedForward {
         }
     }
 
-    fn forward(&self, exec: Execution, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, exec: Compute, x: Tensor<3>) -> Tensor<3> {
         let act = HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu);
         let h = activate(
             act,
@@ -175,7 +175,7 @@ impl AttentionBlock {
         }
     }
 
-    fn residual(&self, exec: Execution, x: Tensor<3>, attended: Tensor<3>) -> Tensor<3> {
+    fn residual(&self, exec: Compute, x: Tensor<3>, attended: Tensor<3>) -> Tensor<3> {
         self.norm
             .forward(x + dropout(exec, &self.dropout, attended))
     }
@@ -191,7 +191,7 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn forward(&self, exec: Execution, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+    fn forward(&self, exec: Compute, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let a = self
             .self_attn
             .attention
@@ -213,7 +213,7 @@ pub struct BertEncoder {
     pub pooler: Option<Linear>,
     /// How forward passes compute (set through [`Bert2Bert::with_execution`]).
     #[module(skip)]
-    execution: Execution,
+    compute: Compute,
 }
 
 impl BertEncoder {
@@ -228,7 +228,7 @@ impl BertEncoder {
                 .collect(),
             pooler: with_pooler
                 .then(|| dense(config, config.hidden_size, config.hidden_size, device)),
-            execution: Execution::default(),
+            compute: Compute::default(),
         }
     }
 
@@ -239,7 +239,7 @@ impl BertEncoder {
     /// If `S` exceeds the position embeddings or the shapes disagree (callers truncate and
     /// pad; [`crate::generate`] checks this and returns an error instead).
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Option<Tensor<2, Int>>) -> Tensor<3> {
-        let exec = self.execution;
+        let exec = self.compute;
         let bias = mask.map(mask_bias);
         let mut x = self.embeddings.forward(exec, ids, 0);
         for layer in &self.layers {
@@ -267,7 +267,7 @@ impl DecoderLayer {
     /// query positions of that source, so keys and values are shared, not copied.
     fn cross(
         &self,
-        exec: Execution,
+        exec: Compute,
         x: Tensor<3>,
         kv: &(Tensor<4>, Tensor<4>),
         bias: Option<Tensor<4>>,
@@ -284,7 +284,7 @@ impl DecoderLayer {
 
     fn forward(
         &self,
-        exec: Execution,
+        exec: Compute,
         x: Tensor<3>,
         self_bias: Option<Tensor<4>>,
         cached: Option<(&mut KvBuffer, usize, usize)>,
@@ -336,7 +336,7 @@ pub struct BertDecoder {
     /// How forward passes and decoding steps compute (set through
     /// [`Bert2Bert::with_execution`]).
     #[module(skip)]
-    execution: Execution,
+    compute: Compute,
 }
 
 impl BertDecoder {
@@ -356,13 +356,22 @@ impl BertDecoder {
                 bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
                 hidden_act: config.hidden_act.clone(),
             },
-            execution: Execution::default(),
+            compute: Compute::default(),
         }
     }
 
     /// How forward passes and decoding steps compute.
     pub fn execution(&self) -> Execution {
-        self.execution
+        self.compute.execution
+    }
+
+    /// The head's dense layer on `[rows, H]`, in the model's precision.
+    fn transform(&self, h: Tensor<2>) -> Tensor<2> {
+        match self.compute.precision {
+            Precision::F32 => self.head.transform.forward(h),
+            _ => scalegrad_ops::linear(self.compute, &self.head.transform, h.unsqueeze::<3>())
+                .squeeze_dim::<2>(0),
+        }
     }
 
     /// Vocabulary logits of hidden states `h` (`[..., H]` → `[..., V]`).
@@ -375,10 +384,17 @@ impl BertDecoder {
         let h = self
             .head
             .norm
-            .forward(activate(act, self.head.transform.forward(h)));
+            .forward(activate(act, self.transform(h)));
         let embeddings = self.embeddings.word_embeddings.weight.val();
         dims[D - 1] = embeddings.dims()[0];
-        linear(h, embeddings.transpose(), Some(self.head.bias.val())).reshape(dims)
+        match self.compute.precision {
+            Precision::F32 => linear(h, embeddings.transpose(), Some(self.head.bias.val())),
+            _ => {
+                self.compute.matmul(h, embeddings.transpose())
+                    + self.head.bias.val().unsqueeze::<2>()
+            }
+        }
+        .reshape(dims)
     }
 
     /// Teacher-forced logits `[B, T, V]` of decoder inputs `ids` (`[B, T]`, starting with the
@@ -403,7 +419,7 @@ impl BertDecoder {
         encoder_states: Tensor<3>,
         source_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
-        let exec = self.execution;
+        let exec = self.compute;
         let self_bias = mask.map(mask_bias);
         let cross_bias = source_mask.map(mask_bias);
         let mut x = self.embeddings.forward(exec, ids, 0);
@@ -439,7 +455,7 @@ impl BertDecoder {
                     let (k, v) = l
                         .cross_attn
                         .attention
-                        .key_value(self.execution, encoder_states.clone());
+                        .key_value(self.compute, encoder_states.clone());
                     (materialize(k), materialize(v))
                 })
                 .collect(),
@@ -458,7 +474,7 @@ impl BertDecoder {
     pub fn step(&self, ids: Tensor<2, Int>, cache: &mut DecoderCache) -> Tensor<2> {
         let [rows, t] = ids.dims();
         assert_eq!(rows, cache.rows(), "one decoder row per cached row");
-        let exec = self.execution;
+        let exec = self.compute;
         let mut x = self.embeddings.forward(exec, ids, cache.len);
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(
@@ -477,7 +493,7 @@ impl BertDecoder {
         let last = self
             .head
             .norm
-            .forward(activate(act, self.head.transform.forward(last)));
+            .forward(activate(act, self.transform(last)));
         // `E · hᵀ` rather than `h · Eᵀ`: with a few rows the product is bound by reading
         // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand
         // (split over the threads where that is faster, see `scalegrad_ops::split_parts`).
@@ -529,14 +545,28 @@ impl Bert2Bert {
     /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
     /// only and suits every backend).
     pub fn with_execution(mut self, execution: Execution) -> Self {
-        self.encoder.execution = execution;
-        self.decoder.execution = execution;
+        self.encoder.compute.execution = execution;
+        self.decoder.compute.execution = execution;
         self
     }
 
     /// How the model's forward passes and decoding compute.
     pub fn execution(&self) -> Execution {
-        self.decoder.execution
+        self.decoder.compute.execution
+    }
+
+    /// The model computing its products (linear layers, attention, LM head) in
+    /// `precision`, parameters and everything else staying f32
+    /// ([`Precision`](scalegrad_ops::Precision)).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.encoder.compute.precision = precision;
+        self.decoder.compute.precision = precision;
+        self
+    }
+
+    /// The type of the model's products.
+    pub fn precision(&self) -> Precision {
+        self.decoder.compute.precision
     }
 
     /// The device holding the parameters.

@@ -21,9 +21,9 @@ use burn::nn::{Dropout, Linear};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, FloatDType, Tensor};
 
-use scalegrad_ops::{Execution, KvBuffer, dropout, dropout_active, linear};
+use scalegrad_ops::{Compute, KvBuffer, dropout, dropout_active, linear};
 
 use crate::decode_weights::BlockWeights;
 
@@ -62,7 +62,7 @@ pub struct Attention {
 
 impl Attention {
     /// Attention over the sequence itself: `x` is `[batch, len, n_embd]`.
-    pub(crate) fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Execution) -> Tensor<3> {
+    pub(crate) fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Compute) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let (q, k, v) = self.split_heads(x, None, exec);
         let context = if dropout_active(&self.attn_dropout, &q.device()) {
@@ -73,7 +73,19 @@ impl Attention {
                 softcap: None,
                 is_causal: mask.causal,
             };
-            attention(q, k, v, mask.mask.clone(), None, options)
+            match exec.precision.half() {
+                // The fused kernel in the half type (its softmax accumulates in f32).
+                Some(half) => attention(
+                    q.cast(half),
+                    k.cast(half),
+                    v.cast(half),
+                    mask.mask.clone(),
+                    None,
+                    options,
+                )
+                .cast(FloatDType::F32),
+                None => attention(q, k, v, mask.mask.clone(), None, options),
+            }
         };
         self.merge_heads(context, batch, len, None, exec)
     }
@@ -89,7 +101,7 @@ impl Attention {
         (start, capacity): (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,
-        exec: Execution,
+        exec: Compute,
     ) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let (q, k, v) = self.split_heads(x, fast, exec);
@@ -103,7 +115,7 @@ impl Attention {
         &self,
         x: Tensor<3>,
         fast: Option<&BlockWeights>,
-        exec: Execution,
+        exec: Compute,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, len, width] = x.dims();
         let head_dim = width / self.n_head;
@@ -131,7 +143,7 @@ impl Attention {
         batch: usize,
         len: usize,
         fast: Option<&BlockWeights>,
-        exec: Execution,
+        exec: Compute,
     ) -> Tensor<3> {
         let [_, heads, _, head_dim] = context.dims();
         let merged = context
@@ -153,11 +165,13 @@ impl Attention {
         v: Tensor<4>,
         mask: &AttentionMask,
         offset: usize,
-        exec: Execution,
+        exec: Compute,
     ) -> Tensor<4> {
         let [batch, heads, queries, _] = q.dims();
         let keys = k.dims()[2];
-        let scores = q.matmul(k.swap_dims(2, 3)) * self.scale;
+        // Products in the model's precision; the scores come back in f32 for the mask
+        // and the softmax.
+        let scores = exec.matmul(q, k.swap_dims(2, 3)) * self.scale;
         let device = scores.device();
         let mut masked: Option<Tensor<4, Bool>> = mask
             .mask
@@ -178,6 +192,6 @@ impl Attention {
             None => scores,
         };
         let probs = dropout(exec, &self.attn_dropout, softmax(scores, 3));
-        probs.matmul(v)
+        exec.matmul(probs, v)
     }
 }

@@ -19,7 +19,7 @@
 
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use scalegrad_ops::{Execution, matmul_transposed};
+use scalegrad_ops::{Compute, Execution, Precision, matmul_transposed};
 
 use crate::model::Gpt2;
 
@@ -101,8 +101,10 @@ impl DecodeWeights {
     /// weight), and there with gemm's AVX2 kernels, for `MIN_ROWS..MAX_ROWS` rows
     /// (batch 8 on 2 cores: 196 new tokens/s against 125 without); with its AVX-512
     /// kernels, never (165 without, 143 with).
-    pub(crate) fn pays_off(execution: Execution, rows: usize) -> bool {
-        execution.is_host()
+    /// The copies are f32, so a model computing in a half type never takes them.
+    pub(crate) fn pays_off(compute: Compute, rows: usize) -> bool {
+        compute.is_host()
+            && compute.precision == Precision::F32
             && !scalegrad_ops::avx512_kernels()
             && (MIN_ROWS..MAX_ROWS).contains(&rows)
     }

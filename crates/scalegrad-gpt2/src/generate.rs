@@ -124,7 +124,7 @@ fn decode(
         .collect();
     // Steps feed one position per row: with a few rows, transposed weights are faster.
     let execution = model.execution();
-    let fast = (config.max_new_tokens > 1 && DecodeWeights::pays_off(execution, batch))
+    let fast = (config.max_new_tokens > 1 && DecodeWeights::pays_off(model.compute(), batch))
         .then(|| DecodeWeights::new(model));
     for step in 0..config.max_new_tokens {
         let chosen = choose(logits, &contexts, config, &mut rngs, execution)?;

@@ -18,7 +18,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use scalegrad_ops::{Execution, dropout, linear, matmul_transposed};
+use scalegrad_ops::{Compute, Execution, Precision, dropout, linear, matmul_transposed};
 
 use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
@@ -43,7 +43,7 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn forward(&self, x: Tensor<3>, fast: Option<&BlockWeights>, exec: Execution) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, fast: Option<&BlockWeights>, exec: Compute) -> Tensor<3> {
         let x = match fast {
             Some(weights) => weights.fc.forward(x),
             None => linear(exec, &self.fc, x),
@@ -89,7 +89,7 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Execution) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Compute) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask, exec);
         x.clone() + self.mlp.forward(self.ln_2.forward(x), None, exec)
     }
@@ -101,7 +101,7 @@ impl Block {
         slots: (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,
-        exec: Execution,
+        exec: Compute,
     ) -> Tensor<3> {
         let attended =
             self.attn
@@ -129,6 +129,9 @@ pub struct Gpt2 {
     /// How forward passes compute (CPU fast paths or device operations).
     #[module(skip)]
     execution: Execution,
+    /// The type of the products (f32 unless mixed precision is asked for).
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl Gpt2 {
@@ -189,6 +192,7 @@ impl Gpt2 {
             ln_f: layer_norm(),
             config,
             execution: Execution::default(),
+            precision: Precision::default(),
         }
     }
 
@@ -203,6 +207,27 @@ impl Gpt2 {
     /// How the model's forward passes and decoding compute.
     pub fn execution(&self) -> Execution {
         self.execution
+    }
+
+    /// The model computing its products (linear layers, attention, LM head) in
+    /// `precision`, parameters and everything else staying f32
+    /// ([`Precision`](scalegrad_ops::Precision)).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The type of the model's products.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Where and in which type the model computes.
+    pub fn compute(&self) -> Compute {
+        Compute {
+            execution: self.execution,
+            precision: self.precision,
+        }
     }
 
     /// The configuration the model was built from.
@@ -284,7 +309,7 @@ impl Gpt2 {
         let x = self
             .blocks
             .iter()
-            .fold(x, |x, block| block.forward(x, &mask, self.execution));
+            .fold(x, |x, block| block.forward(x, &mask, self.compute()));
         self.ln_f.forward(x)
     }
 
@@ -301,9 +326,9 @@ impl Gpt2 {
         // a short left-hand side (3x faster at 8 rows on flex, equal from about 32);
         // `matmul_transposed` splits the vocabulary over the threads where that is faster.
         let logits = if rows < LM_HEAD_FEW_ROWS {
-            matmul_transposed(self.execution, hidden, &weight)
+            matmul_transposed(self.compute(), hidden, &weight)
         } else {
-            hidden.matmul(weight.transpose())
+            self.compute().matmul(hidden, weight.transpose())
         };
         logits.reshape([batch, len, vocab])
     }
@@ -311,7 +336,7 @@ impl Gpt2 {
     fn embed(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<3> {
         let tokens = self.token_embedding.forward(input_ids);
         let positions = self.position_embedding.forward(positions);
-        dropout(self.execution, &self.embedding_dropout, tokens + positions)
+        dropout(self.compute(), &self.embedding_dropout, tokens + positions)
     }
 
     /// An empty key/value cache for `batch` rows and up to `capacity` positions
@@ -391,7 +416,7 @@ impl Gpt2 {
         let mut x = self.embed(input_ids, positions);
         for (i, (block, layer)) in self.blocks.iter().zip(cache.layers.iter_mut()).enumerate() {
             let fast = fast.map(|weights| &weights.blocks[i]);
-            x = block.forward_cached(x, layer, (start, capacity), &mask, fast, self.execution);
+            x = block.forward_cached(x, layer, (start, capacity), &mask, fast, self.compute());
         }
         Ok(self.ln_f.forward(x))
     }

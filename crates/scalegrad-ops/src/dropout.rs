@@ -14,7 +14,7 @@
 use burn::nn::Dropout;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
-use crate::Execution;
+use crate::Compute;
 
 /// Elements per independently seeded chunk (a chunk is one thread's work unit).
 const CHUNK: usize = 1 << 20;
@@ -26,10 +26,15 @@ pub fn dropout_active(dropout: &Dropout, device: &Device) -> bool {
 }
 
 /// Applies `dropout` to `x`: the identity unless [`dropout_active`]. With
-/// [`Execution::Device`] it is burn's `Dropout`, whose mask the device draws from its
+/// [`Execution::Device`](crate::Execution::Device) it is burn's `Dropout`, whose mask the device draws from its
 /// own generator (no host round trip; `device.seed(..)` makes it reproducible per
-/// backend); with [`Execution::Host`] the mask is drawn on the host as described above.
-pub fn dropout<const D: usize>(execution: Execution, dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
+/// backend); with [`Execution::Host`](crate::Execution::Host) the mask is drawn on the host as described above.
+pub fn dropout<const D: usize>(
+    execution: impl Into<Compute>,
+    dropout: &Dropout,
+    x: Tensor<D>,
+) -> Tensor<D> {
+    let execution = execution.into().execution;
     let device = x.device();
     if !dropout_active(dropout, &device) {
         return x;

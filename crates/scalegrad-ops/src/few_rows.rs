@@ -20,14 +20,14 @@
 //!   article before, 3.0 s after).
 //!
 //! Splits never happen on autodiff devices (training batches are never this small, and
-//! the graph is best built on one thread), nor with [`Execution::Device`]: a GPU runs a
+//! the graph is best built on one thread), nor with [`Execution::Device`](crate::Execution::Device): a GPU runs a
 //! few-row product as one kernel, and slicing it would only launch more.
 
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use crate::Execution;
+use crate::Compute;
 
 /// Multiply-adds from which the CPU backend's matrix kernels use every core themselves.
 const BACKEND_PARALLEL_OPS: usize = 192 * 192 * 192;
@@ -76,16 +76,28 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
 
 /// `x W + b` of a linear layer for `x` of `[batch, len, in]`: burn's `Linear::forward`
 /// on the `[batch * len, in]` rows (one product on every device), or, with
-/// [`Execution::Host`] and a product the backend would run on one thread, slices of the
+/// [`Execution::Host`](crate::Execution::Host) and a product the backend would run on one thread, slices of the
 /// input dimension multiplied on all of the rayon pool's threads and the partial
 /// products added.
-pub fn linear(execution: Execution, layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+///
+/// With a half [`Precision`](crate::Precision) the product's operands are cast to it
+/// (one product, no split) and the result comes back in f32 before the bias is added.
+pub fn linear(compute: impl Into<Compute>, layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let compute = compute.into();
     let [batch, len, d_in] = x.dims();
     let weight = layer.weight.val();
     let d_out = weight.dims()[1];
     let rows = batch * len;
     let x = x.reshape([rows, d_in]);
-    let parts = if execution.is_host() {
+    if compute.precision.half().is_some() {
+        let out = compute.matmul(x, weight);
+        let out = match &layer.bias {
+            Some(bias) => out + bias.val().unsqueeze::<2>(),
+            None => out,
+        };
+        return out.reshape([batch, len, d_out]);
+    }
+    let parts = if compute.is_host() {
         split_parts(rows, d_in * d_out, x.device().is_autodiff())
     } else {
         1
@@ -119,14 +131,18 @@ fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
 }
 
 /// `x weight^T` for `x` of `[rows, in]` and a row-major `weight` of `[out, in]`, as
-/// `[rows, out]`. With [`Execution::Device`], the plain product `x @ weight^T`. With
-/// [`Execution::Host`], one `(weight x^T)^T` product (for a few rows the CPU kernels
+/// `[rows, out]`. With [`Execution::Device`](crate::Execution::Device), the plain product `x @ weight^T`. With
+/// [`Execution::Host`](crate::Execution::Host), one `(weight x^T)^T` product (for a few rows the CPU kernels
 /// stream the large row-major left operand instead of packing it), or, when the backend
 /// would run it on one thread, slices of `weight`'s rows on all of the rayon pool's
 /// threads, concatenated.
-pub fn matmul_transposed(execution: Execution, x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
-    if !execution.is_host() {
-        return x.matmul(weight.clone().transpose());
+///
+/// With a half [`Precision`](crate::Precision): the plain product, operands in the half
+/// type, result in f32.
+pub fn matmul_transposed(compute: impl Into<Compute>, x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
+    let compute = compute.into();
+    if !compute.is_host() || compute.precision.half().is_some() {
+        return compute.matmul(x, weight.clone().transpose());
     }
     let [out, d_in] = weight.dims();
     let parts = split_parts(x.dims()[0], out * d_in, x.device().is_autodiff());

@@ -28,11 +28,13 @@ mod dropout;
 mod execution;
 mod few_rows;
 mod kv_buffer;
+mod precision;
 
 pub use dropout::{dropout, dropout_active};
 pub use execution::Execution;
 pub use few_rows::{FEW_ROWS, linear, matmul_transposed, split_parts};
 pub use kv_buffer::KvBuffer;
+pub use precision::{Compute, Precision};
 
 /// Whether burn's CPU matrix kernels run the `gemm` crate's AVX-512 code: this build has
 /// the `x86-v4` feature and the CPU has the AVX-512 subsets that gemm's x86-v4 level
