@@ -120,17 +120,21 @@ def timed(step, steps, device, warmup=2):
     return (time.perf_counter() - start) / steps
 
 
-def autocast(device, bf16):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+HALF = {"bf16": torch.bfloat16, "f16": torch.float16}
 
 
-def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, bf16):
+def autocast(device, half):
+    """PyTorch's mixed precision in `half` ("bf16", "f16"), or f32 for None."""
+    return torch.autocast(device.type, dtype=HALF.get(half, torch.bfloat16), enabled=half is not None)
+
+
+def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half):
     model = GPT2LMHeadModel.from_pretrained(gpt2_dir).to(device).train()
     optim = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-8)
     x = ids(batch, length, model.config.vocab_size, 1, device)
 
     def step():
-        with autocast(device, bf16):
+        with autocast(device, half):
             logits = model(input_ids=x).logits[:, :-1]
         targets = x[:, 1:]
         if objective == "ce":
@@ -144,7 +148,7 @@ def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, bf16):
     return batch * length / timed(step, steps, device)
 
 
-def torch_b2b_train(b2b_dir, shape, steps, device, bf16):
+def torch_b2b_train(b2b_dir, shape, steps, device, half):
     batch, source, target = shape
     model = EncoderDecoderModel.from_pretrained(b2b_dir).to(device).train()
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, eps=1e-8)
@@ -155,7 +159,7 @@ def torch_b2b_train(b2b_dir, shape, steps, device, bf16):
     mask = torch.ones_like(src)
 
     def step():
-        with autocast(device, bf16):
+        with autocast(device, half):
             logits = model(input_ids=src, attention_mask=mask, decoder_input_ids=decoder_ids).logits
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1))
         optim.zero_grad(set_to_none=True)
@@ -165,7 +169,7 @@ def torch_b2b_train(b2b_dir, shape, steps, device, bf16):
     return batch * (source + target) / timed(step, steps, device)
 
 
-def torch_greedy(gpt2_dir, batch, prefix, new, device, bf16):
+def torch_greedy(gpt2_dir, batch, prefix, new, device, half):
     model = GPT2LMHeadModel.from_pretrained(gpt2_dir).to(device).eval()
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
@@ -174,7 +178,7 @@ def torch_greedy(gpt2_dir, batch, prefix, new, device, bf16):
                      device=device)
 
     def run():
-        with torch.no_grad(), autocast(device, bf16):
+        with torch.no_grad(), autocast(device, half):
             out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=new,
                                  do_sample=False, use_cache=True)
         assert out.shape == (batch, prefix + new), out.shape
@@ -183,32 +187,32 @@ def torch_greedy(gpt2_dir, batch, prefix, new, device, bf16):
     return batch * new / timed(run, 1, device, warmup=1)
 
 
-def torch_cases(gpt2_dir, b2b_dir, shapes, steps, device, bf16):
+def torch_cases(gpt2_dir, b2b_dir, shapes, steps, device, half):
     out = {}
     for batch, length in shapes["gpt2_train"]:
         for objective in ("ce", "sg0.2"):
             case = f"gpt2-train {objective} {batch}x{length}"
-            out[case] = torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, bf16)
-            progress(case, out[case], bf16)
+            out[case] = torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half)
+            progress(case, out[case], half)
     batch, source, target = shapes["b2b_train"]
     case = f"b2b-train ce {batch}x{source}+{target}"
-    out[case] = torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, bf16)
-    progress(case, out[case], bf16)
+    out[case] = torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, half)
+    progress(case, out[case], half)
     batches, prefix, new = shapes["greedy"]
     for batch in batches:
         case = f"gpt2-greedy b{batch} {prefix}+{new}"
-        out[case] = torch_greedy(gpt2_dir, batch, prefix, new, device, bf16)
-        progress(case, out[case], bf16)
+        out[case] = torch_greedy(gpt2_dir, batch, prefix, new, device, half)
+        progress(case, out[case], half)
     return out
 
 
-def progress(case, value, bf16):
-    print(f"pytorch {'bf16' if bf16 else 'f32 '} {case}: {value:,.1f}/s", file=sys.stderr, flush=True)
+def progress(case, value, half):
+    print(f"pytorch {half or 'f32'} {case}: {value:,.1f}/s", file=sys.stderr, flush=True)
 
 
-def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny):
+def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision):
     command = [str(binary), "bench", "--backend", backend, "--gpt2", str(gpt2_dir),
-               "--b2b", str(b2b_dir), "--steps", str(steps), "--check"]
+               "--b2b", str(b2b_dir), "--steps", str(steps), "--check", "--precision", precision]
     if tiny:
         command += ["--size", "tiny"]
     print("running " + " ".join(command), file=sys.stderr, flush=True)
@@ -222,17 +226,20 @@ def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny):
     return cases, checks
 
 
-def table(device_name, backend, ours_cases, f32, bf16, checks):
-    rows = [f"GPU: {device_name}; scalegrad backend `{backend}`; PyTorch {torch.__version__}, "
-            f"transformers {transformers.__version__}", "",
-            "| case | scalegrad | PyTorch f32 (TF32 off) | ratio | PyTorch bf16 autocast |",
+def table(device_name, backend, precision, ours_cases, same, other, other_label, checks):
+    """`same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
+    PyTorch column for context."""
+    reference = "f32 (TF32 off)" if precision == "f32" else f"{precision} autocast"
+    rows = [f"GPU: {device_name}; scalegrad backend `{backend}`, --precision {precision}; "
+            f"PyTorch {torch.__version__}, transformers {transformers.__version__}", "",
+            f"| case | scalegrad {precision} | PyTorch {reference} | ratio | PyTorch {other_label} |",
             "|---|---:|---:|---:|---:|"]
     for case, value in ours_cases.items():
-        base = f32.get(case)
+        base = same.get(case)
         ratio = f"{value / base:.2f}x" if base else "-"
-        half = f"{bf16[case]:,.0f}" if case in bf16 else "-"
-        rows.append(f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {half} |" if base else
-                    f"| {case} | {value:,.0f} | - | - | {half} |")
+        extra = f"{other[case]:,.0f}" if case in other else "-"
+        rows.append(f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {extra} |" if base else
+                    f"| {case} | {value:,.0f} | - | - | {extra} |")
     rows.append("")
     rows.append("Train cases: input tokens/s; greedy: new tokens/s. Checks against flex: " + ", ".join(
         f"{c['check']} {c['relative_difference']:.1e}" for c in checks))
@@ -248,6 +255,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("bench-gpu-out"), help="checkpoints and results")
     parser.add_argument("--device", default="cuda", help="PyTorch's device (cpu only for a smoke test)")
     parser.add_argument("--tiny", action="store_true", help="tiny models and shapes (a smoke test)")
+    parser.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
+                        help="scalegrad's --precision; the ratio compares PyTorch at the same one")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -261,17 +270,26 @@ def main():
     shapes = TINY if args.tiny else {"gpt2_train": GPT2_TRAIN, "b2b_train": B2B_TRAIN, "greedy": GREEDY}
     gpt2_dir, b2b_dir = make_checkpoints(args.out, args.tiny)
 
-    ours_cases, checks = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir, args.steps, args.tiny)
-    f32 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, bf16=False)
-    bf16 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, bf16=True) \
-        if device.type == "cuda" and torch.cuda.is_bf16_supported() else {}
-
-    text = table(device_name, args.backend, ours_cases, f32, bf16, checks)
+    ours_cases, checks = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir, args.steps, args.tiny,
+                              args.precision)
+    half_ok = device.type == "cuda" and (args.precision != "bf16" or torch.cuda.is_bf16_supported())
+    f32 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=None)
+    # The half column: scalegrad's precision, or bf16 next to an f32 run.
+    half_name = "bf16" if args.precision == "f32" else args.precision
+    half = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=half_name) \
+        if half_ok else {}
+    if args.precision == "f32":
+        text = table(device_name, args.backend, "f32", ours_cases, f32, half, "bf16 autocast", checks)
+    else:
+        text = table(device_name, args.backend, args.precision, ours_cases, half, f32,
+                     "f32 (TF32 off)", checks)
+    bf16 = half
     print(text)
     (args.out / "bench-gpu.md").write_text(text + "\n")
     (args.out / "bench-gpu.json").write_text(json.dumps(
         {"gpu": device_name, "backend": args.backend, "scalegrad": ours_cases,
-         "pytorch_f32": f32, "pytorch_bf16": bf16, "checks": checks}, indent=2) + "\n")
+         "precision": args.precision, "pytorch_f32": f32, f"pytorch_{half_name}": bf16,
+         "checks": checks}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

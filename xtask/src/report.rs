@@ -646,19 +646,21 @@ fn provenance_section<'a>(md: &mut String, runs: impl Iterator<Item = &'a Run>) 
     writeln!(md, "## Provenance\n")?;
     writeln!(
         md,
-        "| run | config | git | backend | device | steps | train time | train tokens/s | eval time |"
+        "| run | config | git | backend | precision | device | steps | train time | train tokens/s | eval time |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---:|---:|---:|---:|")?;
+    writeln!(md, "|---|---|---|---|---|---|---:|---:|---:|---:|")?;
     for r in runs {
         let p = &r.metrics["provenance"];
         writeln!(
             md,
-            "| {}/{} | `{}` | `{}` | {} | {} | {} | {} s | {} | {} s |",
+            "| {}/{} | `{}` | `{}` | {} | {} | {} | {} | {} s | {} | {} s |",
             r.metrics["experiment"].as_str().unwrap_or(""),
             r.name,
             relative_to_root(p["config_file"].as_str().unwrap_or("")),
             p["git_revision"].as_str().unwrap_or("unknown"),
             p["backend"].as_str().unwrap_or(""),
+            // Runs from before mixed precision computed in f32.
+            p["precision"].as_str().unwrap_or("f32"),
             p["device"].as_str().unwrap_or(""),
             p["steps"],
             num(&p["train_seconds"], 0),

@@ -381,10 +381,7 @@ impl BertDecoder {
         let mut dims = h.dims();
         let hidden = dims[D - 1];
         let h = h.reshape([dims[..D - 1].iter().product::<usize>(), hidden]);
-        let h = self
-            .head
-            .norm
-            .forward(activate(act, self.transform(h)));
+        let h = self.head.norm.forward(activate(act, self.transform(h)));
         let embeddings = self.embeddings.word_embeddings.weight.val();
         dims[D - 1] = embeddings.dims()[0];
         match self.compute.precision {
@@ -490,10 +487,7 @@ impl BertDecoder {
         let h = x.dims()[2];
         let last = x.slice([0..rows, t - 1..t]).reshape([rows, h]);
         let act = HiddenAct::parse(&self.head.hidden_act).unwrap_or(HiddenAct::Gelu);
-        let last = self
-            .head
-            .norm
-            .forward(activate(act, self.transform(last)));
+        let last = self.head.norm.forward(activate(act, self.transform(last)));
         // `E · hᵀ` rather than `h · Eᵀ`: with a few rows the product is bound by reading
         // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand
         // (split over the threads where that is faster, see `scalegrad_ops::split_parts`).

@@ -7,7 +7,7 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use clap::ValueEnum;
-use scalegrad_ops::Execution;
+use scalegrad_ops::{Execution, Precision};
 
 /// The execution backends the CLI knows about.
 #[derive(
@@ -110,6 +110,30 @@ pub struct DeviceArgs {
     /// Execution backend; it must be compiled into this binary (see `scalegrad info`).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+    /// Type of the matrix products: f32, bf16 or f16 (mixed precision: parameters,
+    /// softmax, LayerNorm and losses stay f32). Default: the config's
+    /// `training.precision` for `train`/`eval`, f32 elsewhere.
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
+}
+
+fn parse_precision(text: &str) -> Result<Precision, String> {
+    text.parse()
+}
+
+impl DeviceArgs {
+    /// The precision asked for (f32 when none), checked against `device`: a device that
+    /// does not compute in it is an error naming the backend and the precision.
+    pub fn precision_on(&self, device: &Device) -> Result<Precision> {
+        let precision = self.precision.unwrap_or_default();
+        if let Err(why) = precision.check_device(device) {
+            bail!(
+                "the {} backend cannot run --precision {precision}: {why}; use --precision f32",
+                self.backend.name()
+            );
+        }
+        Ok(precision)
+    }
 }
 
 #[cfg(test)]

@@ -120,6 +120,7 @@ impl Xoshiro {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Execution;
     use burn::nn::DropoutConfig;
 
     #[test]

@@ -139,7 +139,11 @@ fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
 ///
 /// With a half [`Precision`](crate::Precision): the plain product, operands in the half
 /// type, result in f32.
-pub fn matmul_transposed(compute: impl Into<Compute>, x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
+pub fn matmul_transposed(
+    compute: impl Into<Compute>,
+    x: Tensor<2>,
+    weight: &Tensor<2>,
+) -> Tensor<2> {
     let compute = compute.into();
     if !compute.is_host() || compute.precision.half().is_some() {
         return compute.matmul(x, weight.clone().transpose());
@@ -174,6 +178,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
+    use crate::Execution;
 
     fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         (a - b).abs().max().into_scalar::<f32>()

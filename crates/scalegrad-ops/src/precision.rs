@@ -53,10 +53,9 @@ impl Precision {
     /// caller adds the backend).
     pub fn check_device(self, device: &Device) -> Result<(), String> {
         match self.half() {
-            Some(dtype) if !device.supports_dtype(dtype) => Err(format!(
-                "the device {device:?} does not compute in {} (no {dtype:?} arithmetic)",
-                self.name()
-            )),
+            Some(dtype) if !device.supports_dtype(dtype) => {
+                Err(format!("{device:?} has no {} arithmetic", self.name()))
+            }
             _ => Ok(()),
         }
     }

@@ -83,6 +83,9 @@ pub struct LogWindow {
     pub novel: f64,
     /// Seconds spent.
     pub seconds: f64,
+    /// f16 steps skipped for overflowing gradients.
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// Everything besides tensors that a resumed run needs to continue identically.
@@ -100,6 +103,9 @@ pub struct TrainState {
     pub train_seconds: f64,
     /// Best validation result so far.
     pub best: Option<Best>,
+    /// The f16 loss scaler (absent for f32 and bf16 runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::loss_scale::LossScaler>,
     /// The log window open at the checkpoint.
     #[serde(default)]
     pub log_window: LogWindow,

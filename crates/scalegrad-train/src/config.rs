@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use scalegrad_loss::ObjectiveConfig;
+use scalegrad_ops::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::Decay;
@@ -286,6 +287,11 @@ pub struct TrainingSection {
     /// How the best checkpoint is chosen.
     #[serde(default = "default_select")]
     pub select_by: SelectBy,
+    /// The type of the products in training and evaluation: `"f32"` (default), `"bf16"`
+    /// or `"f16"` (with dynamic loss scaling); parameters, optimiser state, softmax,
+    /// LayerNorm and the losses stay f32. `--precision` overrides it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 fn default_log_every() -> usize {

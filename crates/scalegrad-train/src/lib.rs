@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device_failure;
 pub mod log;
+pub mod loss_scale;
 pub mod open_ended;
 pub mod optim;
 pub mod run;

@@ -32,6 +32,13 @@ pub enum Event {
         tokens_per_s: f64,
         /// Fraction of scored targets that were novel tokens.
         novel_fraction: f64,
+        /// f16 training: the loss scale after the interval's last step.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss_scale: Option<f64>,
+        /// f16 training: steps of the interval skipped because their gradients
+        /// overflowed (their loss still counts in the averages).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        skipped: u64,
     },
     /// A validation pass.
     Valid {
@@ -46,6 +53,10 @@ pub enum Event {
         /// Whether this became the best checkpoint.
         best: bool,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Event {
@@ -247,6 +258,8 @@ mod tests {
             grad_norm: 0.5,
             tokens_per_s: 100.0,
             novel_fraction: 0.5,
+            loss_scale: None,
+            skipped: 0,
         }
     }
 

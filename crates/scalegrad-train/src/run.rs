@@ -28,7 +28,7 @@ use scalegrad_data::{
 use scalegrad_gpt2::{Gpt2, Gpt2Config};
 use scalegrad_loss::Objective;
 use scalegrad_metrics::BootstrapConfig;
-use scalegrad_ops::Execution;
+use scalegrad_ops::{Execution, Precision};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
@@ -111,6 +111,8 @@ pub struct RunOptions {
     /// Evaluate only: this model (directory or hub id; empty for the config's own
     /// source) is scored on the test split, into the run folder `<name>-eval`.
     pub eval_model: Option<String>,
+    /// Overrides `training.precision` (the `--precision` flag).
+    pub precision: Option<Precision>,
     /// The git revision of the code that runs (taken when the binary was built, with
     /// `-dirty` for uncommitted changes), recorded in the provenance.
     pub code_revision: String,
@@ -185,6 +187,25 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf> {
         config.run.eval_only = true;
         config.run.name = format!("{}-eval", config.run.name);
     }
+    if let Some(precision) = opts.precision {
+        config.training.precision = precision;
+    }
+    let precision = config.training.precision;
+    precision.check_device(&opts.device).map_err(|why| {
+        invalid(
+            &opts.config_path,
+            "training.precision",
+            format!(
+                "the {} backend cannot run {precision}: {why}; use --precision f32{}",
+                opts.backend,
+                if precision == Precision::Bf16 {
+                    " (or f16 where the device has it)"
+                } else {
+                    ""
+                }
+            ),
+        )
+    })?;
     let dir = run_dir(&opts.out, &config);
     if opts.restart && dir.exists() {
         ensure_run_folder(&opts.out, &dir)?;
@@ -224,6 +245,7 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf> {
         config_file: opts.config_path.display().to_string(),
         git_revision: opts.code_revision.clone(),
         backend: opts.backend.clone(),
+        precision: precision.name().to_string(),
         device: device_description(opts.execution, &opts.device),
         steps: outcome.train.as_ref().map_or(0, |t| t.state.step),
         train_seconds: outcome
@@ -274,6 +296,7 @@ struct Provenance {
     config_file: String,
     git_revision: String,
     backend: String,
+    precision: String,
     device: String,
     steps: usize,
     train_seconds: f64,
@@ -488,7 +511,8 @@ fn open_ended_run(
             resolve_model_dir(hub, &config.model.source, config.model.revision.as_deref())?;
         Gpt2::from_pretrained(&model_dir, &train_device)?.0
     }
-    .with_execution(opts.execution);
+    .with_execution(opts.execution)
+    .with_precision(config.training.precision);
     let positions = model.config().n_positions;
     let block = config.data.block_size.expect("validated");
     for (key, needed) in [
@@ -555,7 +579,8 @@ fn open_ended_run(
         |best| {
             Ok(Gpt2::from_pretrained(best, &opts.device)?
                 .0
-                .with_execution(opts.execution))
+                .with_execution(opts.execution)
+                .with_precision(config.training.precision))
         },
     )?;
 
@@ -658,7 +683,9 @@ fn summarization_run(
         let loaded = scalegrad_bert2bert::load_pretrained(&model_dir, &train_device)?;
         (loaded.model, loaded.config, loaded.generation)
     };
-    let model = model.with_execution(opts.execution);
+    let model = model
+        .with_execution(opts.execution)
+        .with_precision(config.training.precision);
     let max_source = config.data.max_source_length.expect("validated");
     let max_target = config.data.max_target_length.expect("validated");
     if max_source > model_config.encoder.max_position_embeddings {
@@ -749,7 +776,8 @@ fn summarization_run(
         |best| {
             Ok(scalegrad_bert2bert::load_pretrained(best, &opts.device)?
                 .model
-                .with_execution(opts.execution))
+                .with_execution(opts.execution)
+                .with_precision(config.training.precision))
         },
     )?;
 

@@ -37,7 +37,8 @@ use scalegrad_ops::Execution;
 use crate::checkpoint::{self, Best, TrainState};
 use crate::config::{RunConfig, SelectBy};
 use crate::log::{Event, Progress, RunLog};
-use crate::optim::{AdamWUpdate, adamw, clip_global_norm, global_norm_tensor};
+use crate::loss_scale::LossScaler;
+use crate::optim::{AdamWUpdate, adamw, clip_global_norm, global_norm_tensor, scale_gradients};
 use crate::schedule::Schedule;
 
 /// A failure of the loop, with what the user can do about it.
@@ -257,6 +258,10 @@ pub fn train<T: Task>(
         eprintln!("resuming from {} (step {})", latest.display(), state.step);
     }
     state.config = Some(config.training_keys());
+    let precision = config.training.precision;
+    if precision.needs_loss_scaling() && state.loss_scaler.is_none() {
+        state.loss_scaler = Some(LossScaler::new());
+    }
     // A crash while `best/` was being replaced leaves the previous copy aside.
     scalegrad_fs::recover_dir(&best_dir(spec.run_dir))?;
     let mut log = RunLog::open(
@@ -299,22 +304,45 @@ pub fn train<T: Task>(
                 Some(sum) => sum + stats,
                 None => stats,
             });
-            // Average over micro-batches, so the step matches one big batch.
-            let loss = out.loss / opt.grad_accumulation as f64;
+            // Average over micro-batches, so the step matches one big batch; f16 scales
+            // the loss up so that small gradients survive its products.
+            let scale = state.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
+            let loss = out.loss * (scale / opt.grad_accumulation as f64);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
         }
         let mut grads = accumulator.grads();
         let step = state.step + 1;
         let log_now = step % config.training.log_every == 0 || step == stop_at;
-        let grad_norm = match opt.max_grad_norm {
-            Some(max) => clip_global_norm(&model, &mut grads, max, spec.execution),
-            // Only a logged step needs the norm.
-            None if log_now => global_norm_tensor(&model, &grads),
-            None => None,
+        // f16: unscale in f32, and take the step only if every gradient is finite (one
+        // read per step, as PyTorch's GradScaler does).
+        let take_step = match state.loss_scaler.as_mut() {
+            None => true,
+            Some(scaler) => {
+                scale_gradients(&model, &mut grads, 1.0 / scaler.scale);
+                let finite = global_norm_tensor(&model, &grads)
+                    .map(|n| n.into_scalar::<f32>().is_finite())
+                    .unwrap_or(true);
+                let take = scaler.update(finite);
+                if !take {
+                    window.skipped += 1;
+                }
+                take
+            }
         };
         let lr = schedule.lr(state.step);
-        model = optimizer.step(lr, model, grads);
+        let grad_norm = if take_step {
+            let grad_norm = match opt.max_grad_norm {
+                Some(max) => clip_global_norm(&model, &mut grads, max, spec.execution),
+                // Only a logged step needs the norm.
+                None if log_now => global_norm_tensor(&model, &grads),
+                None => None,
+            };
+            model = optimizer.step(lr, model, grads);
+            grad_norm
+        } else {
+            None
+        };
         state.step = step;
         pending.push(step_stats.expect("grad_accumulation >= 1"), grad_norm);
 
@@ -360,7 +388,8 @@ pub fn train<T: Task>(
         );
         if log_now {
             let grad_norm = read.flatten().unwrap_or(0.0);
-            log.write(&window.event(step, lr, grad_norm))?;
+            let scale = state.loss_scaler.as_ref().map(|s| s.scale);
+            log.write(&window.event(step, lr, grad_norm, scale))?;
             window = Window::default();
         }
 
@@ -583,6 +612,8 @@ fn save_failed(
 struct Window {
     stats: MicroStats,
     seconds: f64,
+    /// f16 steps skipped for overflowing gradients.
+    skipped: u64,
 }
 
 impl Window {
@@ -595,6 +626,7 @@ impl Window {
                 novel: saved.novel,
             },
             seconds: saved.seconds,
+            skipped: saved.skipped,
         }
     }
 
@@ -605,6 +637,7 @@ impl Window {
             count: self.stats.count,
             novel: self.stats.novel,
             seconds: self.seconds,
+            skipped: self.skipped,
         }
     }
 
@@ -612,7 +645,7 @@ impl Window {
         self.stats.count / self.seconds.max(1e-9)
     }
 
-    fn event(&self, step: usize, lr: f64, grad_norm: f64) -> Event {
+    fn event(&self, step: usize, lr: f64, grad_norm: f64, loss_scale: Option<f64>) -> Event {
         Event::Train {
             step,
             loss: self.stats.loss(),
@@ -621,6 +654,8 @@ impl Window {
             grad_norm,
             tokens_per_s: self.tokens_per_s(),
             novel_fraction: self.stats.novel / self.stats.count.max(1.0),
+            loss_scale,
+            skipped: self.skipped,
         }
     }
 }

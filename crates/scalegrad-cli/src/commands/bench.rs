@@ -161,6 +161,9 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     let backend = args.device.backend;
     let device = &backend.device()?;
     let execution = backend.execution();
+    // The timed models compute in the precision asked for; the --check comparison
+    // against flex stays f32.
+    let precision = args.device.precision_on(device)?;
     let shapes = args.size.shapes();
     let wanted = |case: &str| args.only.is_empty() || args.only.iter().any(|o| case.contains(o));
     let load_gpt2 = |device: &Device, execution: Execution| -> Result<Gpt2> {
@@ -198,7 +201,7 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
             if !wanted(&case) {
                 continue;
             }
-            let model = load_gpt2(&train_device, execution)?;
+            let model = load_gpt2(&train_device, execution)?.with_precision(precision);
             let objective = objective.init(Some(-100)).context("the objective")?;
             let seconds = time_gpt2_train(model, &objective, batch, len, args.steps, execution)?;
             print_case(&case, "tokens_per_s", (batch * len) as f64 / seconds);
@@ -208,6 +211,7 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     let case = format!("b2b-train ce {batch}x{source}+{target}");
     if wanted(&case) {
         let (model, vocab) = load_b2b(&train_device, execution)?;
+        let model = model.with_precision(precision);
         let seconds = time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)?;
         print_case(
             &case,
@@ -221,7 +225,7 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
         if !wanted(&case) {
             continue;
         }
-        let model = load_gpt2(device, execution)?;
+        let model = load_gpt2(device, execution)?.with_precision(precision);
         let vocab = model.config().vocab_size;
         let prompts: Vec<Vec<u32>> = (0..batch)
             .map(|b| {

@@ -160,7 +160,10 @@ pub fn run(args: Args) -> Result<()> {
     .with_context(|| format!("finding the model `{}`", args.model))?;
     let (model, report) = Gpt2::from_pretrained(&dir, &device)
         .with_context(|| format!("loading the GPT-2 checkpoint in {}", dir.display()))?;
-    let model = model.with_execution(args.device.backend.execution());
+    let precision = args.device.precision_on(&device)?;
+    let model = model
+        .with_execution(args.device.backend.execution())
+        .with_precision(precision);
     eprintln!(
         "loaded {} ({} tensors, {} parameters) on {}",
         report.path.display(),

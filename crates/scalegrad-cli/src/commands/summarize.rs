@@ -235,7 +235,11 @@ pub fn run(args: Args) -> Result<()> {
     .with_context(|| format!("finding the model `{}`", args.model))?;
     let mut loaded = load_pretrained(&dir, &device)
         .with_context(|| format!("loading the BERT2BERT checkpoint in {}", dir.display()))?;
-    loaded.model = loaded.model.with_execution(args.device.backend.execution());
+    let precision = args.device.precision_on(&device)?;
+    loaded.model = loaded
+        .model
+        .with_execution(args.device.backend.execution())
+        .with_precision(precision);
     let tokenizer = load_tokenizer(&dir)
         .with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
     let defaults = loaded

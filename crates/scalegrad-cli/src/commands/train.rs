@@ -58,6 +58,7 @@ pub fn run(args: Args) -> Result<()> {
         restart: args.restart,
         max_steps: args.max_steps,
         eval_model: None,
+        precision: args.device.precision,
         code_revision: env!("SCALEGRAD_GIT_REVISION").to_string(),
     };
     let dir = run_config(&opts).with_context(|| format!("run {}", args.config.display()))?;
@@ -78,6 +79,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         restart: true,
         max_steps: None,
         eval_model: Some(args.model.unwrap_or_default()),
+        precision: args.device.precision,
         code_revision: env!("SCALEGRAD_GIT_REVISION").to_string(),
     };
     let dir =

@@ -10,5 +10,6 @@ mod data_cli;
 mod demo_smoke;
 mod generate_cli;
 mod info_cli;
+mod precision;
 mod rouge_cli;
 mod summarize_cli;

@@ -1,0 +1,161 @@
+//! Mixed precision end to end: bf16 and f16 training track f32, the loss scaler is
+//! logged, and a backend without the type refuses it before any work.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{self, failure, succeeded};
+use serde_json::Value;
+
+/// The open-ended demo, 100 steps of batch 8, logging every 10, validating at the end,
+/// with a small evaluation.
+fn config(dir: &Path, steps: usize, log_every: usize) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/demo/open-ended-2-sg0.2.toml"),
+    )
+    .unwrap()
+    .replace("max_valid_examples = 64", "max_valid_examples = 16")
+    .replace("max_windows = 64", "max_windows = 1")
+    .replace("max_continuations = 100", "max_continuations = 1")
+    .replace("continuation_len = 100", "continuation_len = 8")
+    .replace("steps = 200", &format!("steps = {steps}"))
+    .replace(
+        "warmup_steps = 20",
+        &format!("warmup_steps = {}", steps / 10),
+    )
+    .replace("batch_size = 16", "batch_size = 8")
+    .replace("eval_every = 50", &format!("eval_every = {steps}"))
+    .replace("log_every = 10", &format!("log_every = {log_every}"));
+    let path = dir.join("precision.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn train(config: &Path, out: &Path, backend: &str, precision: &str) -> std::process::Output {
+    common::run(
+        common::scalegrad()
+            .args(["train", "--config"])
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .args(["--backend", backend, "--precision", precision])
+            .env("HF_HUB_OFFLINE", "1"),
+    )
+}
+
+fn events(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn losses(run: &Path) -> Vec<f64> {
+    events(run)
+        .iter()
+        .filter(|e| e["event"] == "train")
+        .map(|e| e["loss"].as_f64().unwrap())
+        .collect()
+}
+
+fn perplexity(run: &Path) -> f64 {
+    events(run)
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "valid")
+        .unwrap()["perplexity"]
+        .as_f64()
+        .unwrap()
+}
+
+fn within(what: &str, got: f64, want: f64, tolerance: f64) {
+    assert!(
+        got.is_finite() && ((got - want) / want).abs() <= tolerance,
+        "{what}: {got} against f32's {want} (more than {}% apart)",
+        tolerance * 100.0
+    );
+}
+
+/// Runs `precisions` of the config on `backend`, each in its own output folder, and
+/// checks every logged training loss and the final validation perplexity against f32
+/// within 2%. Returns the run folders.
+fn tracks_f32(
+    tmp: &Path,
+    backend: &str,
+    precisions: &[&str],
+    steps: usize,
+    log_every: usize,
+) -> Vec<PathBuf> {
+    let config = config(tmp, steps, log_every);
+    let run = |precision: &str| {
+        let out = tmp.join(precision);
+        succeeded(&train(&config, &out, backend, precision));
+        out.join("open-ended/sg0.2")
+    };
+    let reference = run("f32");
+    let want = losses(&reference);
+    assert_eq!(want.len(), steps / log_every);
+    let mut runs = vec![reference.clone()];
+    for precision in precisions {
+        let dir = run(precision);
+        let got = losses(&dir);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            within(
+                &format!("{backend} {precision} loss at step {}", (i + 1) * log_every),
+                *g,
+                *w,
+                0.02,
+            );
+        }
+        within(
+            &format!("{backend} {precision} validation perplexity"),
+            perplexity(&dir),
+            perplexity(&reference),
+            0.02,
+        );
+        let metrics: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics["provenance"]["precision"], *precision);
+        runs.push(dir);
+    }
+    runs
+}
+
+#[test]
+fn bf16_and_f16_training_track_f32_within_two_percent_on_flex() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tracks_f32(tmp.path(), "flex", &["bf16", "f16"], 100, 10);
+    // f16 logs its loss scale (2^16 at the start, as PyTorch's GradScaler); bf16 none.
+    let scale = |run: &Path| {
+        events(run)
+            .iter()
+            .find(|e| e["event"] == "train")
+            .unwrap()
+            .get("loss_scale")
+            .cloned()
+    };
+    assert_eq!(scale(&runs[1]), None);
+    let f16 = scale(&runs[2]).expect("f16 logs its loss scale");
+    assert!(f16.as_f64().unwrap() <= 65536.0, "{f16}");
+}
+
+#[test]
+fn f16_tracks_f32_on_wgpu_and_bf16_is_refused_where_the_device_lacks_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), 4, 1);
+    let out = tmp.path().join("bf16");
+    let refused = train(&config, &out, "wgpu", "bf16");
+    let message = failure(&refused);
+    // Mesa's software Vulkan (CI) has f16 arithmetic and no bf16 (as wgpu everywhere).
+    assert!(
+        message.contains("wgpu") && message.contains("bf16") && message.contains("--precision"),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(
+        !out.join("open-ended/sg0.2/checkpoints").exists(),
+        "work started"
+    );
+    tracks_f32(&tmp.path().join("tracked"), "wgpu", &["f16"], 4, 1);
+}

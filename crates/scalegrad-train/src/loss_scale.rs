@@ -1,0 +1,122 @@
+//! Dynamic loss scaling for f16 training, with the rules of PyTorch's `GradScaler`.
+//!
+//! f16 has five exponent bits: gradients below about 6e-8 flush to zero in its
+//! products. The loss is multiplied by a large scale before the backward pass so that
+//! the gradients land in f16's range, and the gradients are divided by it (in f32)
+//! before clipping and the optimiser step. A step whose gradients overflowed (an
+//! infinite or NaN norm) is skipped and the scale halved; after `GROWTH_INTERVAL`
+//! clean steps in a row the scale doubles.
+
+use serde::{Deserialize, Serialize};
+
+/// The scaler's state; a checkpoint keeps it so that a resumed run scales as an
+/// uninterrupted one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossScaler {
+    /// The current scale.
+    pub scale: f64,
+    /// Clean steps since the scale last changed.
+    pub clean_steps: u64,
+    /// Steps skipped so far because their gradients overflowed.
+    pub skipped_steps: u64,
+}
+
+impl LossScaler {
+    /// PyTorch's `init_scale`.
+    pub const INITIAL_SCALE: f64 = 65536.0;
+    /// PyTorch's `growth_interval`.
+    pub const GROWTH_INTERVAL: u64 = 2000;
+    /// PyTorch's `backoff_factor`.
+    pub const BACKOFF: f64 = 0.5;
+    /// PyTorch's `growth_factor`.
+    pub const GROWTH: f64 = 2.0;
+
+    /// A scaler at the initial scale.
+    pub fn new() -> Self {
+        Self {
+            scale: Self::INITIAL_SCALE,
+            clean_steps: 0,
+            skipped_steps: 0,
+        }
+    }
+
+    /// Records whether a step's unscaled gradients were all finite; returns whether the
+    /// optimiser step is to be taken. An overflow halves the scale and skips the step;
+    /// the `GROWTH_INTERVAL`-th clean step in a row doubles the scale.
+    pub fn update(&mut self, finite: bool) -> bool {
+        if !finite {
+            self.scale *= Self::BACKOFF;
+            self.clean_steps = 0;
+            self.skipped_steps += 1;
+            return false;
+        }
+        self.clean_steps += 1;
+        if self.clean_steps == Self::GROWTH_INTERVAL {
+            self.scale *= Self::GROWTH;
+            self.clean_steps = 0;
+        }
+        true
+    }
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_starts_at_two_to_the_sixteenth() {
+        assert_eq!(LossScaler::new().scale, 65536.0);
+    }
+
+    #[test]
+    fn an_overflow_halves_the_scale_skips_the_step_and_restarts_the_count() {
+        let mut s = LossScaler::new();
+        for _ in 0..10 {
+            assert!(s.update(true));
+        }
+        assert!(!s.update(false));
+        assert_eq!((s.scale, s.clean_steps, s.skipped_steps), (32768.0, 0, 1));
+        assert!(!s.update(false));
+        assert_eq!((s.scale, s.skipped_steps), (16384.0, 2));
+    }
+
+    #[test]
+    fn the_scale_doubles_after_2000_clean_steps_in_a_row_only() {
+        let mut s = LossScaler::new();
+        for _ in 0..1999 {
+            assert!(s.update(true));
+        }
+        assert_eq!(s.scale, 65536.0);
+        assert!(s.update(true));
+        assert_eq!((s.scale, s.clean_steps), (131072.0, 0));
+        // An overflow in the middle of the next interval restarts it.
+        for _ in 0..1500 {
+            s.update(true);
+        }
+        s.update(false);
+        for _ in 0..1999 {
+            s.update(true);
+        }
+        assert_eq!(
+            s.scale, 65536.0,
+            "1999 clean steps since the overflow: no growth"
+        );
+        s.update(true);
+        assert_eq!(s.scale, 131072.0);
+    }
+
+    #[test]
+    fn it_survives_a_checkpoint_round_trip() {
+        let mut s = LossScaler::new();
+        s.update(false);
+        s.update(true);
+        let back: LossScaler = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}
