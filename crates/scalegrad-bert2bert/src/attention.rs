@@ -19,7 +19,6 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, FloatDType, Int, Tensor};
 
 use crate::config::BertConfig;
-use crate::model::normal_init;
 use scalegrad_ops::{Compute, KvBuffer, dropout};
 
 /// The value added to the score of a hidden key (transformers' `torch.finfo(float32).min`).
@@ -48,7 +47,7 @@ impl Attention {
         let h = config.hidden_size;
         let linear = || {
             LinearConfig::new(h, h)
-                .with_initializer(normal_init(config.initializer_range))
+                .with_initializer(config.initializer())
                 .init(device)
         };
         let mut out = Self {

@@ -183,6 +183,14 @@ impl BertConfig {
         }
     }
 
+    /// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
+    pub(crate) fn initializer(&self) -> burn::nn::Initializer {
+        burn::nn::Initializer::Normal {
+            mean: 0.0,
+            std: self.initializer_range,
+        }
+    }
+
     /// The parsed activation.
     ///
     /// # Panics

@@ -50,7 +50,8 @@ pub use generate::{
     log_softmax, no_repeat_ngram_bans, process_row, top_k,
 };
 pub use loader::{
-    LoadedModel, burn_to_hf, burn_to_hf_patterns, copy_tokenizer_files, hf_to_burn,
-    hf_to_burn_patterns, load_pretrained, load_weights, save_pretrained, weights_file,
+    LoadedModel, ScratchIds, burn_to_hf, burn_to_hf_patterns, copy_tokenizer_files, hf_to_burn,
+    hf_to_burn_patterns, load_pretrained, load_weights, save_pretrained, scratch_config,
+    weights_file,
 };
 pub use model::{Bert2Bert, BertDecoder, BertEncoder, decoder_attention_mask, shift_tokens_right};

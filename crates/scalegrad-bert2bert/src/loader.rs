@@ -438,6 +438,73 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     })
 }
 
+/// Special-token ids a model built from scratch is configured with (those of the
+/// tokenizer it is trained with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScratchIds {
+    /// Padding.
+    pub pad: u32,
+    /// `[CLS]`: the decoder start token.
+    pub cls: u32,
+    /// `[SEP]`: end of sequence.
+    pub sep: u32,
+}
+
+/// The config of a BERT2BERT trained from scratch, as a checkpoint's `config.json`
+/// would hold it: `side` has the `BertConfig` keys shared by encoder and decoder
+/// (`hidden_size`, `num_hidden_layers`, ...) and optionally the top-level generation
+/// keys (`max_length`, `min_length`, `num_beams`, `no_repeat_ngram_size`,
+/// `length_penalty`, `early_stopping`); the vocabulary size and special ids come from
+/// the tokenizer. Returns the validated config with its generation settings.
+pub fn scratch_config(
+    side: &serde_json::Value,
+    vocab_size: usize,
+    ids: ScratchIds,
+) -> Result<(Bert2BertConfig, GenerationSettings), Error> {
+    use serde_json::json;
+    let mut encoder = side.clone();
+    encoder["vocab_size"] = json!(vocab_size);
+    encoder["pad_token_id"] = json!(ids.pad);
+    // Generation settings are top-level keys of config.json, not BERT keys.
+    let mut top = serde_json::Map::new();
+    for key in [
+        "max_length",
+        "min_length",
+        "num_beams",
+        "no_repeat_ngram_size",
+        "length_penalty",
+        "early_stopping",
+    ] {
+        if let Some(v) = encoder.as_object_mut().and_then(|o| o.remove(key)) {
+            top.insert(key.to_string(), v);
+        }
+    }
+    let mut decoder = encoder.clone();
+    decoder["is_decoder"] = json!(true);
+    decoder["add_cross_attention"] = json!(true);
+    let mut full = json!({
+        "model_type": "encoder-decoder",
+        "is_encoder_decoder": true,
+        "encoder": encoder,
+        "decoder": decoder,
+        "decoder_start_token_id": ids.cls,
+        "pad_token_id": ids.pad,
+        "eos_token_id": ids.sep,
+    });
+    for (k, v) in top {
+        full[k] = v;
+    }
+    let config: Bert2BertConfig =
+        serde_json::from_value(full.clone()).map_err(|e| Error::Config {
+            field: "scratch".into(),
+            value: side.to_string(),
+            reason: e.to_string(),
+        })?;
+    config.validate()?;
+    let generation = GenerationSettings::from_model_config(&full)?;
+    Ok((config, generation))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

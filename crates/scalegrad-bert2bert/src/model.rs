@@ -13,8 +13,8 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
 };
 use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::module::linear;
@@ -23,11 +23,6 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
 use scalegrad_ops::{Compute, Execution, KvBuffer, Precision, dropout};
-
-/// transformers' initialiser for BERT weights: `normal(0, initializer_range)`.
-pub(crate) fn normal_init(std: f64) -> Initializer {
-    Initializer::Normal { mean: 0.0, std }
-}
 
 fn activate<const D: usize>(act: HiddenAct, x: Tensor<D>) -> Tensor<D> {
     match act {
@@ -45,7 +40,7 @@ fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
 
 fn dense(config: &BertConfig, d_in: usize, d_out: usize, device: &Device) -> Linear {
     let mut l = LinearConfig::new(d_in, d_out)
-        .with_initializer(normal_init(config.initializer_range))
+        .with_initializer(config.initializer())
         .init(device);
     zero_bias(&mut l);
     l
@@ -70,7 +65,7 @@ impl Embeddings {
     fn new(config: &BertConfig, device: &Device) -> Self {
         let embedding = |n| {
             EmbeddingConfig::new(n, config.hidden_size)
-                .with_initializer(normal_init(config.initializer_range))
+                .with_initializer(config.initializer())
                 .init(device)
         };
         Self {
@@ -125,8 +120,10 @@ pub struct FeedForward {
     pub norm: LayerNorm,
     /// Dropout before the residual (training only).
     pub dropout: Dropout,
-    /// The activation, by its transformers name.
-    pub hidden_act: String,
+    /// The activation, parsed once from the config's `hidden_act` (an unknown name is
+    /// a load error, see [`BertConfig::activation`]).
+    #[module(skip)]
+    pub activation: HiddenAct,
 }
 
 impl FeedForward {
@@ -136,12 +133,12 @@ impl FeedForward {
             output: dense(config, config.intermediate_size, config.hidden_size, device),
             norm: layer_norm(config, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-            hidden_act: config.hidden_act.clone(),
+            activation: config.activation(),
         }
     }
 
     fn forward(&self, exec: Compute, x: Tensor<3>) -> Tensor<3> {
-        let act = HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu);
+        let act = self.activation;
         let h = activate(
             act,
             scalegrad_ops::linear(exec, &self.intermediate, x.clone()),
@@ -320,8 +317,9 @@ pub struct LmHead {
     pub norm: LayerNorm,
     /// `predictions.bias` (`[vocab]`), tied in HF to `predictions.decoder.bias`.
     pub bias: Param<Tensor<1>>,
-    /// The transform's activation, by its transformers name.
-    pub hidden_act: String,
+    /// The transform's activation, parsed once from the config's `hidden_act`.
+    #[module(skip)]
+    pub activation: HiddenAct,
 }
 
 /// The decoder: `BertLMHeadModel` with cross-attention.
@@ -354,7 +352,7 @@ impl BertDecoder {
                 transform: dense(config, config.hidden_size, config.hidden_size, device),
                 norm: layer_norm(config, device),
                 bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
-                hidden_act: config.hidden_act.clone(),
+                activation: config.activation(),
             },
             compute: Compute::default(),
         }
@@ -376,7 +374,7 @@ impl BertDecoder {
 
     /// Vocabulary logits of hidden states `h` (`[..., H]` → `[..., V]`).
     pub fn logits<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
-        let act = HiddenAct::parse(&self.head.hidden_act).unwrap_or(HiddenAct::Gelu);
+        let act = self.head.activation;
         // On `[rows, H]`: single matrix products, not batched ones (see `scalegrad_ops::linear`).
         let mut dims = h.dims();
         let hidden = dims[D - 1];
@@ -486,7 +484,7 @@ impl BertDecoder {
         cache.len += t;
         let h = x.dims()[2];
         let last = x.slice([0..rows, t - 1..t]).reshape([rows, h]);
-        let act = HiddenAct::parse(&self.head.hidden_act).unwrap_or(HiddenAct::Gelu);
+        let act = self.head.activation;
         let last = self.head.norm.forward(activate(act, self.transform(last)));
         // `E · hᵀ` rather than `h · Eᵀ`: with a few rows the product is bound by reading
         // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand

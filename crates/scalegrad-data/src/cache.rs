@@ -89,7 +89,7 @@ impl CacheKey {
     /// A short hex digest of the key, used in the file name.
     pub fn digest(&self) -> String {
         let json = serde_json::to_vec(self).expect("a cache key always serialises");
-        crate::tokenizer::hex(&Sha256::digest(&json)[..8])
+        crate::hex::hex(&Sha256::digest(&json)[..8])
     }
 }
 

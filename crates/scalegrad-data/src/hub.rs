@@ -372,7 +372,7 @@ pub fn verify_blob(path: &Path) -> Result<bool> {
         }
         hasher.update(&buf[..n]);
     }
-    let found = crate::tokenizer::hex(&hasher.finalize());
+    let found = crate::hex::hex(&hasher.finalize());
     if found != expected.to_ascii_lowercase() {
         return Err(Error::Checksum {
             path: path.to_path_buf(),

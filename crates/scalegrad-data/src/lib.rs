@@ -40,6 +40,7 @@ pub mod cache;
 pub mod demo;
 mod error;
 mod fastbpe;
+mod hex;
 pub mod hub;
 pub mod lm;
 pub mod reader;
@@ -48,6 +49,7 @@ pub mod source;
 pub mod stats;
 pub mod tokenize;
 pub mod tokenizer;
+pub mod trained;
 
 pub use batch::{BatchSampler, LmBatch, Position, SamplerConfig, collate_lm};
 pub use cache::TokenizedSplit;

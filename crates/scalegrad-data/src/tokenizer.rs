@@ -545,7 +545,7 @@ pub fn tokenizer_fingerprint(tokenizer: &Tokenizer) -> Result<String> {
     let json = tokenizer
         .to_string(false)
         .map_err(|e| Error::tokenizer("serialising for the fingerprint", e))?;
-    Ok(hex(&Sha256::digest(json.as_bytes())))
+    Ok(crate::hex::hex(&Sha256::digest(json.as_bytes())))
 }
 
 /// Saves a tokenizer as `tokenizer.json` at `path`, atomically.
@@ -553,11 +553,7 @@ pub fn save_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
     let json = tokenizer
         .to_string(true)
         .map_err(|e| Error::tokenizer(format!("serialising to {}", path.display()), e))?;
-    crate::cache::write_atomic(path, json.as_bytes())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    scalegrad_fs::write_atomic(path, json.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

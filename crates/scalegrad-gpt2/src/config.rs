@@ -10,11 +10,9 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::Gpt2Error;
-use crate::model::Gpt2;
 
 /// The activation of the MLP (`activation_function` in `config.json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,19 +369,5 @@ impl Gpt2Config {
         let layer_norm = 2 * e;
         let block = 2 * layer_norm + (e * 3 * e + 3 * e) + (e * e + e) + (e * i + i) + (i * e + e);
         self.vocab_size * e + self.n_positions * e + self.n_layer * block + layer_norm
-    }
-
-    /// Builds a model with random weights (normal with `initializer_range`, LayerNorms at
-    /// one and zero, biases at zero, as transformers initialises GPT-2).
-    ///
-    /// # Panics
-    ///
-    /// When the configuration is invalid; configurations read from files are validated
-    /// on reading.
-    pub fn init(&self, device: &Device) -> Gpt2 {
-        if let Err(err) = self.validate() {
-            panic!("{err}");
-        }
-        Gpt2::new(self.clone(), device)
     }
 }

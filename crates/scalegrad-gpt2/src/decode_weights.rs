@@ -9,7 +9,7 @@
 //! Products the backend would run on one thread are split over the rayon pool by
 //! [`scalegrad_ops::matmul_transposed`].
 //!
-//! [`generate`] builds the copies once per call when the batch has between
+//! [`generate`] builds the copies (`Gpt2::decode_weights`) once per call when the batch has between
 //! [`MIN_ROWS`] and [`MAX_ROWS`] rows and the backend uses gemm's AVX2 kernels (with its
 //! AVX-512 kernels the `[in, out]` orientation is the faster, see
 //! [`DecodeWeights::pays_off`]); they live only for that call, so they can never
@@ -20,8 +20,6 @@
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use scalegrad_ops::{Compute, Execution, Precision, matmul_transposed};
-
-use crate::model::Gpt2;
 
 /// Fewest rows per step for which the transposed weights pay off.
 pub(crate) const MIN_ROWS: usize = 4;
@@ -80,22 +78,20 @@ pub(crate) struct DecodeWeights {
     pub blocks: Vec<BlockWeights>,
 }
 
-impl DecodeWeights {
-    pub(crate) fn new(model: &Gpt2) -> Self {
+impl BlockWeights {
+    /// Copies of a block's attention input and output projections and its MLP's two
+    /// layers.
+    pub(crate) fn new(qkv: &Linear, attn_proj: &Linear, fc: &Linear, mlp_proj: &Linear) -> Self {
         Self {
-            blocks: model
-                .blocks
-                .iter()
-                .map(|block| BlockWeights {
-                    qkv: TransposedLinear::new(&block.attn.qkv),
-                    attn_proj: TransposedLinear::new(&block.attn.proj),
-                    fc: TransposedLinear::new(&block.mlp.fc),
-                    mlp_proj: TransposedLinear::new(&block.mlp.proj),
-                })
-                .collect(),
+            qkv: TransposedLinear::new(qkv),
+            attn_proj: TransposedLinear::new(attn_proj),
+            fc: TransposedLinear::new(fc),
+            mlp_proj: TransposedLinear::new(mlp_proj),
         }
     }
+}
 
+impl DecodeWeights {
     /// Whether decoding `rows` rows per step is faster with the copies: only with
     /// [`Execution::Host`] (elsewhere the copy would be a download and an upload of every
     /// weight), and there with gemm's AVX2 kernels, for `MIN_ROWS..MAX_ROWS` rows

@@ -125,7 +125,7 @@ fn decode(
     // Steps feed one position per row: with a few rows, transposed weights are faster.
     let execution = model.execution();
     let fast = (config.max_new_tokens > 1 && DecodeWeights::pays_off(model.compute(), batch))
-        .then(|| DecodeWeights::new(model));
+        .then(|| model.decode_weights());
     for step in 0..config.max_new_tokens {
         let chosen = choose(logits, &contexts, config, &mut rngs, execution)?;
         let mut next = vec![pad as i64; batch];

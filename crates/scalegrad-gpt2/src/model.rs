@@ -134,6 +134,22 @@ pub struct Gpt2 {
     precision: Precision,
 }
 
+impl Gpt2Config {
+    /// Builds a model with random weights (normal with `initializer_range`, LayerNorms at
+    /// one and zero, biases at zero, as transformers initialises GPT-2).
+    ///
+    /// # Panics
+    ///
+    /// When the configuration is invalid; configurations read from files are validated
+    /// on reading.
+    pub fn init(&self, device: &Device) -> Gpt2 {
+        if let Err(err) = self.validate() {
+            panic!("{err}");
+        }
+        Gpt2::new(self.clone(), device)
+    }
+}
+
 impl Gpt2 {
     pub(crate) fn new(config: Gpt2Config, device: &Device) -> Self {
         let (e, inner) = (config.n_embd, config.inner_dim());
@@ -220,6 +236,18 @@ impl Gpt2 {
     /// The type of the model's products.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Transposed copies of every block's linear layers, for decoding a few rows on a
+    /// CPU (see `decode_weights`).
+    pub(crate) fn decode_weights(&self) -> DecodeWeights {
+        DecodeWeights {
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| BlockWeights::new(&b.attn.qkv, &b.attn.proj, &b.mlp.fc, &b.mlp.proj))
+                .collect(),
+        }
     }
 
     /// Where and in which type the model computes.

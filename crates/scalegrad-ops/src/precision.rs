@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn half_products_round_like_the_type_and_come_back_in_f32() {
-        let device = Device::default();
+        let device = Device::flex();
         let a = Tensor::<2>::random([8, 64], Distribution::Normal(0.0, 1.0), &device);
         let b = Tensor::<2>::random([64, 16], Distribution::Normal(0.0, 1.0), &device);
         let exact = Precision::F32.matmul(a.clone(), b.clone());
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn the_cpu_backend_computes_in_both_half_types() {
-        let device = Device::default();
+        let device = Device::flex();
         for p in [Precision::F32, Precision::Bf16, Precision::F16] {
             assert_eq!(p.check_device(&device), Ok(()));
         }

@@ -13,14 +13,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use burn::module::Module;
 use burn::tensor::Device;
-use scalegrad_bert2bert::{Bert2BertConfig, GenerationOverrides, GenerationSettings};
+use scalegrad_bert2bert::{GenerationOverrides, ScratchIds, scratch_config};
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::lm::{LastWindow, WindowConfig};
 use scalegrad_data::reader::read_columns;
-use scalegrad_data::tokenizer::{
-    GPT2_EOS, bert_special_ids, load_tokenizer, save_tokenizer, train_bpe_tokenizer,
-    train_wordpiece_tokenizer,
-};
+use scalegrad_data::tokenizer::{GPT2_EOS, bert_special_ids, load_tokenizer};
+use scalegrad_data::trained::{TokenizerKind, TokenizerTraining, trained_tokenizer};
 use scalegrad_data::{
     BatchSampler, DatasetName, DatasetSource, LmWindows, SamplerConfig, SummarizationConfig,
     SummarizationSet, TokenizeOptions, TokenizeSpec, TokenizedSplit, tokenize_files,
@@ -423,52 +421,24 @@ fn resolve_tokenizer(
         let dir = resolve_model_dir(hub, &source, config.model.revision.as_deref())?;
         return Ok((load_tokenizer(&dir)?, dir));
     };
-    let (kind, columns): (&str, &[&str]) = match config.run.experiment {
-        Experiment::OpenEnded => ("bpe", &["text"]),
-        Experiment::Summarization => ("wordpiece", &["article", "highlights"]),
+    let (kind, columns) = match config.run.experiment {
+        Experiment::OpenEnded => (TokenizerKind::Bpe, vec!["text".to_string()]),
+        Experiment::Summarization => (
+            TokenizerKind::WordPiece,
+            vec!["article".to_string(), "highlights".to_string()],
+        ),
     };
-    let identity: Vec<String> = train_files
-        .iter()
-        .map(|f| {
-            let meta = std::fs::metadata(f).ok();
-            format!("{}:{}", f.display(), meta.map_or(0, |m| m.len()))
-        })
-        .collect();
-    let key = format!(
-        "{kind}-{}-{}-{}",
-        train.vocab_size,
-        train.min_frequency,
-        identity.join(",")
-    );
-    let digest = fnv(&key);
-    let dir = opts.out.join(config.run.experiment.name()).join(format!(
-        "_tokenizer-{kind}-{}-{digest:016x}",
-        train.vocab_size
-    ));
-    let file = dir.join("tokenizer.json");
-    if file.exists() {
-        return Ok((load_tokenizer(&dir)?, dir));
-    }
-    eprintln!(
-        "training a {kind} tokenizer ({} entries) on the training split",
-        train.vocab_size
-    );
-    let texts = read_columns(train_files, columns)?;
-    let all = texts.into_iter().flatten();
-    let tokenizer = match kind {
-        "bpe" => train_bpe_tokenizer(all, train.vocab_size, train.min_frequency)?,
-        _ => train_wordpiece_tokenizer(all, train.vocab_size, train.min_frequency)?,
+    let training = TokenizerTraining {
+        kind,
+        vocab_size: train.vocab_size,
+        min_frequency: train.min_frequency,
+        columns,
     };
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    save_tokenizer(&tokenizer, &file)?;
-    Ok((tokenizer, dir))
-}
-
-/// A small stable hash for cache folder names (FNV-1a).
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    Ok(trained_tokenizer(
+        &training,
+        train_files,
+        &opts.out.join(config.run.experiment.name()),
+    )?)
 }
 
 fn tokenize(
@@ -637,45 +607,13 @@ fn summarization_run(
     train_device.seed(config.run.seed);
     let (model, model_config, generation) = if config.model.source == "scratch" {
         let side = toml_to_json(config.model.scratch.as_ref().expect("validated"));
-        let mut encoder = side.clone();
-        encoder["vocab_size"] = json!(tokenizer.get_vocab_size(true));
-        encoder["pad_token_id"] = json!(ids.pad);
-        // Generation settings are top-level keys of the scratch table, as in the real
-        // checkpoint's config.json; they are not BERT keys.
-        let mut top = serde_json::Map::new();
-        for key in [
-            "max_length",
-            "min_length",
-            "num_beams",
-            "no_repeat_ngram_size",
-            "length_penalty",
-            "early_stopping",
-        ] {
-            if let Some(v) = encoder.as_object_mut().and_then(|o| o.remove(key)) {
-                top.insert(key.to_string(), v);
-            }
-        }
-        let mut decoder = encoder.clone();
-        decoder["is_decoder"] = json!(true);
-        decoder["add_cross_attention"] = json!(true);
-        let mut full = json!({
-            "model_type": "encoder-decoder",
-            "is_encoder_decoder": true,
-            "encoder": encoder,
-            "decoder": decoder,
-            "decoder_start_token_id": ids.cls,
-            "pad_token_id": ids.pad,
-            "eos_token_id": ids.sep,
-        });
-        for (k, v) in top {
-            full[k] = v;
-        }
-        let model_config: Bert2BertConfig = serde_json::from_value(full.clone())
+        let ids = ScratchIds {
+            pad: ids.pad,
+            cls: ids.cls,
+            sep: ids.sep,
+        };
+        let (model_config, generation) = scratch_config(&side, tokenizer.get_vocab_size(true), ids)
             .map_err(|e| invalid(&opts.config_path, "model.scratch", e.to_string()))?;
-        model_config
-            .validate()
-            .map_err(|e| invalid(&opts.config_path, "model.scratch", e.to_string()))?;
-        let generation = GenerationSettings::from_model_config(&full)?;
         (model_config.init(&train_device), model_config, generation)
     } else {
         let model_dir =

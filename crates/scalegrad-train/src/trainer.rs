@@ -275,6 +275,7 @@ pub fn train<T: Task>(
     let mut window = Window::restore(&state.log_window);
     let mut pending = Pending::default();
     let mut last = MicroStats::default();
+    let mut rate = 0.0;
 
     while state.step < stop_at {
         // Dropout masks depend only on (seed, step): a resumed run draws the same ones.
@@ -377,13 +378,16 @@ pub fn train<T: Task>(
         state.train_seconds += elapsed;
         window.seconds += elapsed;
 
+        if read.is_some() {
+            // The rate of the steps just read (between reads the window holds none).
+            rate = window.tokens_per_s();
+        }
         progress.advance(
             1,
             format!(
-                "loss {:.3} nll {:.3} lr {lr:.2e} {:.0} tok/s",
+                "loss {:.3} nll {:.3} lr {lr:.2e} {rate:.0} tok/s",
                 last.loss(),
                 last.nll(),
-                window.tokens_per_s()
             ),
         );
         if log_now {

@@ -25,6 +25,7 @@ fn config(dir: &Path, steps: usize, log_every: usize) -> PathBuf {
     .replace("batch_size = 16", "batch_size = 8")
     .replace("eval_every = 50", &format!("eval_every = {steps}"))
     .replace("log_every = 10", &format!("log_every = {log_every}"));
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("precision.toml");
     std::fs::write(&path, text).unwrap();
     path
