@@ -36,22 +36,25 @@
 
 pub mod attention;
 mod config;
+mod decoding;
 mod error;
 mod generate;
 mod loader;
 pub mod model;
+mod settings;
 
 pub use attention::DecoderCache;
 pub use config::{Bert2BertConfig, BertConfig, HiddenAct};
-pub use error::Error;
-pub use generate::{
-    EarlyStopping, Generated, GenerationConfig, GenerationOverrides, GenerationSettings, Stepper,
-    argmax, ban_eos_before_min_length, ban_tokens, beam_search, generate, greedy_search,
+pub use decoding::{
+    Generated, Stepper, argmax, ban_eos_before_min_length, ban_tokens, beam_search, greedy_search,
     log_softmax, no_repeat_ngram_bans, process_row, top_k,
 };
+pub use error::Error;
+pub use generate::generate;
 pub use loader::{
     LoadedModel, ScratchIds, burn_to_hf, burn_to_hf_patterns, copy_tokenizer_files, hf_to_burn,
     hf_to_burn_patterns, load_pretrained, load_weights, save_pretrained, scratch_config,
     weights_file,
 };
 pub use model::{Bert2Bert, BertDecoder, BertEncoder, decoder_attention_mask, shift_tokens_right};
+pub use settings::{EarlyStopping, GenerationConfig, GenerationOverrides, GenerationSettings};

@@ -19,12 +19,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use scalegrad_data::demo::wikitext_rows_of_size;
 use scalegrad_data::reader::{StringType, write_string_columns};
 use scalegrad_data::tokenizer::{save_tokenizer, train_bpe_tokenizer};
 use scalegrad_data::{
     LmWindows, TokenizeOptions, TokenizeSpec, WindowConfig, load_tokenizer, tokenize_files,
 };
+use scalegrad_demo::wikitext_rows_of_size;
 
 const SHARDS: usize = 4;
 const SEED: u64 = 2021;

@@ -73,8 +73,9 @@ impl SamplerConfig {
 }
 
 /// A uniformly distributed integer in `0..n` (`n > 0`), by Lemire's method: the high
-/// half of `x * n` for a 64-bit `x`, rejecting the few `x` that would bias it.
-pub(crate) fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+/// half of `x * n` for a 64-bit `x`, rejecting the few `x` that would bias it. Public
+/// for the demo corpus generator (`scalegrad-demo`), whose files must stay byte-identical.
+pub fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     debug_assert!(n > 0);
     let mut m = u128::from(rng.next_u64()) * u128::from(n);
     if (m as u64) < n {

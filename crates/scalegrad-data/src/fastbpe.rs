@@ -212,7 +212,7 @@ mod tests {
         ] {
             check(&tok, &fast, text).unwrap();
         }
-        for row in crate::demo::wikitext_rows(9, 5) {
+        for row in scalegrad_demo::wikitext_rows(9, 5) {
             check(&tok, &fast, &row).unwrap();
         }
     }

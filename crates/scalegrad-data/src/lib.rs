@@ -20,7 +20,8 @@
 //!   `vocab.txt`, tokenizer training.
 //! - [`tokenize`] and [`cache`]: parallel tokenisation into a checksummed on-disk cache.
 //! - [`lm`], [`seq2seq`], [`batch`]: windows, examples, seeded batches.
-//! - [`demo`]: the generator of the embedded demo corpora.
+//! - the generator of the embedded demo corpora is the `scalegrad-demo` crate (outside
+//!   this library).
 //!
 //! Stable entry points used by other crates (keep these names):
 //! - `tokenizer::load_tokenizer(model_dir: &Path) -> Result<tokenizers::Tokenizer, Error>`
@@ -37,7 +38,6 @@
 
 pub mod batch;
 pub mod cache;
-pub mod demo;
 mod error;
 mod fastbpe;
 mod hex;

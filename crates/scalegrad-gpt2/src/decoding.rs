@@ -222,28 +222,11 @@ pub fn apply_repetition_penalty(scores: &mut [f32], context: &[u32], penalty: f3
 /// The tokens transformers' `NoRepeatNGramLogitsProcessor` bans after `context`: every
 /// token that followed an earlier occurrence of the last `n - 1` tokens, so that no
 /// n-gram occurs twice. Empty when `n` is 0 or the context is shorter than `n`.
-pub fn banned_ngram_tokens(context: &[u32], n: usize) -> Vec<u32> {
-    if n == 0 || context.len() < n {
-        return vec![];
-    }
-    let prefix = &context[context.len() + 1 - n..];
-    let mut banned: Vec<u32> = context
-        .windows(n)
-        .filter(|window| &window[..n - 1] == prefix)
-        .map(|window| window[n - 1])
-        .collect();
-    banned.sort_unstable();
-    banned.dedup();
-    banned
-}
+pub use scalegrad_ops::decoding::banned_ngram_tokens;
 
 /// Sets the scores of [`banned_ngram_tokens`] to minus infinity.
 pub fn ban_repeated_ngrams(scores: &mut [f32], context: &[u32], n: usize) {
-    for token in banned_ngram_tokens(context, n) {
-        if let Some(s) = scores.get_mut(token as usize) {
-            *s = f32::NEG_INFINITY;
-        }
-    }
+    scalegrad_ops::decoding::ban_tokens(scores, &banned_ngram_tokens(context, n));
 }
 
 /// transformers' `TemperatureLogitsWarper`: `scores / temperature`.
@@ -310,13 +293,7 @@ pub fn softmax(scores: &[f32]) -> Vec<f32> {
 
 /// The index of the largest score (the first one on ties, like `torch.argmax`).
 pub fn argmax(scores: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &s) in scores.iter().enumerate() {
-        if s > scores[best] {
-            best = i;
-        }
-    }
-    best as u32
+    scalegrad_ops::decoding::argmax(scores) as u32
 }
 
 /// A draw from `softmax(scores)` (minus-infinity scores are never drawn).

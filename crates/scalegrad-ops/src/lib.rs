@@ -24,6 +24,7 @@
 //! burn operations that stay on the device. Either way it computes what the plain burn
 //! operation computes; the fast paths only change how (tests compare them).
 
+pub mod decoding;
 mod dropout;
 mod execution;
 mod few_rows;

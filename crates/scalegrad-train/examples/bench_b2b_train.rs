@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use scalegrad_bert2bert::{Bert2BertConfig, shift_tokens_right};
 use scalegrad_loss::ScaleGradConfig;
 use scalegrad_ops::Execution;
@@ -27,24 +27,9 @@ use scalegrad_train::optim::{AdamWUpdate, adamw};
 const SOURCE: usize = 512;
 const TARGET: usize = 128;
 
-fn ids(batch: usize, len: usize, seed: u64, device: &Device) -> Tensor<2, Int> {
-    // A fixed pseudo-random stream of ordinary word-piece ids (1000..30000).
-    let mut x = seed;
-    let data: Vec<i64> = (0..batch * len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            1000 + ((x >> 33) % 29000) as i64
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(data, [batch, len]), device)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
+#[path = "../../../bench-support/b2b_inputs.rs"]
+mod b2b_inputs;
+use b2b_inputs::{ids, median};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use scalegrad_data::cache::TokenArray;
-use scalegrad_data::demo::{news_rows, wikitext_rows};
 use scalegrad_data::reader::{StringType, read_columns, write_string_columns};
 use scalegrad_data::source::datasets_dir;
 use scalegrad_data::tokenize::CacheStatus;
@@ -14,6 +13,7 @@ use scalegrad_data::{
     SummarizationConfig, SummarizationSet, TokenizeOptions, TokenizeSpec, WindowConfig, collate_lm,
     collate_seq2seq, load_tokenizer, tokenize_files,
 };
+use scalegrad_demo::{news_rows, wikitext_rows};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -39,7 +39,7 @@ fn committed_demo_data_is_what_the_generator_writes() {
     assert_eq!(
         rows,
         wikitext_rows(103, 60),
-        "rerun `cargo run -p scalegrad-data --example make_demo_data`"
+        "rerun `cargo run -p scalegrad-demo --example make_demo_data`"
     );
     let news = DatasetSource::demo(DatasetName::CnnDailymail)
         .split_files("test", &hub)

@@ -101,7 +101,7 @@ fn gpt2_tokenizer_json_matches_gpt2_tokenizer_fast() {
 }
 
 fn corpus() -> Vec<String> {
-    scalegrad_data::demo::wikitext_rows(11, 40)
+    scalegrad_demo::wikitext_rows(11, 40)
 }
 
 #[test]

@@ -13,9 +13,12 @@
 //!   the article's key sentences, so an extractive or abstractive summariser can score
 //!   ROUGE on them), and a 40-hex-digit `id`.
 //!
-//! The random source is ChaCha8 with the crate's own bounded sampling (see
-//! [`crate::batch`]), so the same seed gives byte-identical files on every machine.
-//! `cargo run -p scalegrad-data --example make_demo_data` rewrites `datasets/`.
+//! The random source is ChaCha8 with `scalegrad-data`'s bounded sampling
+//! (`scalegrad_data::batch::below`), so the same seed gives byte-identical files on every
+//! machine. `cargo run -p scalegrad-demo --example make_demo_data` rewrites `datasets/`.
+//!
+//! A crate of its own (mostly word lists) so that the library the CLI links does not
+//! carry it: only the generator, `scalegrad-data`'s tests and its data benchmark use it.
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -35,7 +38,7 @@ impl Gen {
 
     /// A uniform integer in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + crate::batch::below(&mut self.rng, hi - lo + 1)
+        lo + scalegrad_data::batch::below(&mut self.rng, hi - lo + 1)
     }
 
     /// True with probability `percent / 100`.

@@ -5,15 +5,15 @@
 //! datasets/cnn_dailymail-demo/{train,validation,test}.parquet   (article, highlights, id)
 //! ```
 //!
-//! Run `cargo run -p scalegrad-data --example make_demo_data [-- OUT_DIR]`. The output is
+//! Run `cargo run -p scalegrad-demo --example make_demo_data [-- OUT_DIR]`. The output is
 //! byte-for-byte the same on every run and machine (fixed seeds, see
-//! `scalegrad_data::demo`), so the committed files can be checked by rerunning it.
+//! `scalegrad_demo`), so the committed files can be checked by rerunning it.
 
 use std::path::PathBuf;
 
-use scalegrad_data::demo::{news_rows, wikitext_rows};
 use scalegrad_data::reader::{StringType, write_string_columns};
 use scalegrad_data::source::datasets_dir;
+use scalegrad_demo::{news_rows, wikitext_rows};
 
 /// Articles per WikiText-like split and rows per CNN/DailyMail-like split.
 const WIKITEXT_ARTICLES: [(&str, u64, usize); 3] = [
