@@ -391,21 +391,6 @@ mod tests {
     }
 
     #[test]
-    fn ngram_ban_blocks_tokens_that_would_repeat_a_trigram() {
-        // History 0 1 2 1 2: the suffix (1, 2) occurred before followed by 1, so a
-        // trigram ban forbids 1; the window starting at the suffix itself bans nothing.
-        assert_eq!(no_repeat_ngram_bans(&[0, 1, 2, 1, 2], 3), vec![1]);
-        // Bigram ban after 0 1 0: the suffix (0) was followed by 1.
-        assert_eq!(no_repeat_ngram_bans(&[0, 1, 0], 2), vec![1]);
-        // Too short for a complete n-gram: nothing banned.
-        assert_eq!(no_repeat_ngram_bans(&[5, 6], 3), Vec::<u32>::new());
-        // Unigram ban forbids every token seen so far.
-        assert_eq!(no_repeat_ngram_bans(&[4, 2, 4], 1), vec![2, 4]);
-        // Several earlier windows with the same prefix ban each continuation once.
-        assert_eq!(no_repeat_ngram_bans(&[7, 1, 7, 2, 7], 2), vec![1, 2]);
-    }
-
-    #[test]
     fn min_length_bans_eos_until_the_sequence_is_long_enough() {
         let mut row = vec![0.0, 1.0, 2.0, 3.0];
         ban_eos_before_min_length(&mut row, 2, 3, &[3]);

@@ -46,13 +46,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ngram_bans_follow_transformers() {
-        // History 0 1 2 1 2: the suffix (1, 2) occurred before followed by 1.
+    fn ngram_ban_blocks_tokens_that_would_repeat_an_ngram() {
+        // History 0 1 2 1 2: the suffix (1, 2) occurred before followed by 1, so a
+        // trigram ban forbids 1; the window starting at the suffix itself bans nothing.
         assert_eq!(banned_ngram_tokens(&[0, 1, 2, 1, 2], 3), vec![1]);
+        // Bigram ban after 0 1 0: the suffix (0) was followed by 1.
         assert_eq!(banned_ngram_tokens(&[0, 1, 0], 2), vec![1]);
+        // Too short for a complete n-gram, or no ban: nothing banned.
         assert_eq!(banned_ngram_tokens(&[5, 6], 3), Vec::<u32>::new());
-        assert_eq!(banned_ngram_tokens(&[4, 2, 4], 1), vec![2, 4]);
         assert_eq!(banned_ngram_tokens(&[1, 2, 3], 0), Vec::<u32>::new());
+        // Unigram ban forbids every token seen so far.
+        assert_eq!(banned_ngram_tokens(&[4, 2, 4], 1), vec![2, 4]);
+        // Several earlier windows with the same prefix ban each continuation once.
+        assert_eq!(banned_ngram_tokens(&[7, 1, 7, 2, 7], 2), vec![1, 2]);
     }
 
     #[test]
