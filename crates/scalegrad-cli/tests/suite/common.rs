@@ -1,5 +1,6 @@
 //! Running the `scalegrad` binary and reading what it printed, for every CLI test.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -65,4 +66,33 @@ pub fn json_lines(out: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect()
+}
+
+/// A JSON file.
+pub fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The events of a run folder's `log.jsonl`.
+pub fn events(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The `tokenizer.json` a run trained, from its experiment folder (`OUT/<experiment>`).
+pub fn trained_tokenizer(experiment_dir: &Path) -> Vec<u8> {
+    let dir = std::fs::read_dir(experiment_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("_tokenizer")
+        })
+        .expect("a trained tokenizer folder");
+    std::fs::read(dir.join("tokenizer.json")).unwrap()
 }

@@ -47,10 +47,9 @@ fn train(config: &Path, out: &Path, cache: &Path) -> std::process::Command {
 
 /// What must not depend on interruptions: every metric (provenance's clocks and the
 /// throughput aside), the samples, the log's events (without tokens/s) and the tokenizer.
-fn outcome(out: &Path) -> (Value, String, Vec<Value>, String) {
+fn outcome(out: &Path) -> (Value, String, Vec<Value>, Vec<u8>) {
     let run = out.join("open-ended/sg0.2");
-    let mut metrics: Value =
-        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    let mut metrics: Value = common::json(&run.join("metrics.json"));
     let steps = metrics["provenance"]["steps"].clone();
     metrics["provenance"] = steps;
     let samples = std::fs::read_to_string(run.join("samples.jsonl")).unwrap();
@@ -63,17 +62,7 @@ fn outcome(out: &Path) -> (Value, String, Vec<Value>, String) {
             e
         })
         .collect();
-    let tokenizer = std::fs::read_dir(out.join("open-ended"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("_tokenizer")
-        })
-        .map(|p| std::fs::read_to_string(p.join("tokenizer.json")).unwrap())
-        .unwrap();
+    let tokenizer = common::trained_tokenizer(&out.join("open-ended"));
     (metrics, samples, events, tokenizer)
 }
 
@@ -145,10 +134,7 @@ fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result() {
         .unwrap();
     succeeded(&reference);
     let span = started.elapsed();
-    let metrics: Value = serde_json::from_slice(
-        &std::fs::read(reference_out.join("open-ended/sg0.2/metrics.json")).unwrap(),
-    )
-    .unwrap();
+    let metrics: Value = common::json(&reference_out.join("open-ended/sg0.2/metrics.json"));
     assert_eq!(
         metrics["provenance"]["git_revision"],
         env!("SCALEGRAD_GIT_REVISION"),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{self, run, succeeded};
+use crate::common::{self, events, json, run, succeeded, trained_tokenizer};
 use serde_json::Value;
 
 fn demo_config(name: &str) -> String {
@@ -34,18 +34,6 @@ fn reduced(name: &str, dir: &Path) -> PathBuf {
 
 fn scalegrad(args: &[&str]) -> Output {
     run(common::scalegrad().args(args).env("HF_HUB_OFFLINE", "1"))
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn events(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn train(config: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -143,19 +131,7 @@ fn summarization_demo_runs_end_to_end_and_repeats_exactly() {
     // number are identical (the tokenizer trainer's hash-order tie-break is fixed).
     let again = tmp.path().join("again");
     succeeded(&train(&config, &again, &["--max-steps", "2"]));
-    let tokenizer = |out: &Path| -> Vec<u8> {
-        let dir = std::fs::read_dir(out.join("summarization"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("_tokenizer")
-            })
-            .expect("a trained tokenizer folder");
-        std::fs::read(dir.join("tokenizer.json")).unwrap()
-    };
+    let tokenizer = |out: &Path| trained_tokenizer(&out.join("summarization"));
     assert!(
         tokenizer(&out) == tokenizer(&again),
         "tokenizer.json differs"

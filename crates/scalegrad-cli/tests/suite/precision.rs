@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{self, failure, succeeded};
+use crate::common::{self, events, failure, succeeded};
 use serde_json::Value;
 
 /// The open-ended demo, 100 steps of batch 8, logging every 10, validating at the end,
@@ -41,14 +41,6 @@ fn train(config: &Path, out: &Path, backend: &str, precision: &str) -> std::proc
             .args(["--backend", backend, "--precision", precision])
             .env("HF_HUB_OFFLINE", "1"),
     )
-}
-
-fn events(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn losses(run: &Path) -> Vec<f64> {
@@ -115,8 +107,7 @@ fn tracks_f32(
             perplexity(&reference),
             0.02,
         );
-        let metrics: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        let metrics: Value = common::json(&dir.join("metrics.json"));
         assert_eq!(metrics["provenance"]["precision"], *precision);
         runs.push(dir);
     }
