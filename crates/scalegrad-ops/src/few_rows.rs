@@ -89,20 +89,15 @@ pub fn linear(compute: impl Into<Compute>, layer: &Linear, x: Tensor<3>) -> Tens
     let d_out = weight.dims()[1];
     let rows = batch * len;
     let x = x.reshape([rows, d_in]);
-    if compute.precision.half().is_some() {
-        let out = compute.matmul(x, weight);
-        let out = match &layer.bias {
-            Some(bias) => out + bias.val().unsqueeze::<2>(),
-            None => out,
-        };
-        return out.reshape([batch, len, d_out]);
-    }
-    let parts = if compute.is_host() {
-        split_parts(rows, d_in * d_out, x.device().is_autodiff())
+    let out = if compute.precision.half().is_some() {
+        with_bias(layer, compute.matmul(x, weight))
+    } else if compute.is_host() {
+        let parts = split_parts(rows, d_in * d_out, x.device().is_autodiff());
+        linear_in_parts(layer, x, parts)
     } else {
-        1
+        linear_in_parts(layer, x, 1)
     };
-    linear_in_parts(layer, x, parts).reshape([batch, len, d_out])
+    out.reshape([batch, len, d_out])
 }
 
 /// `x W + b` for `x` of `[rows, in]`, the input dimension cut into `parts` slices.
@@ -124,6 +119,11 @@ fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
         })
         .reduce_with(|a, b| a + b)
         .expect("at least one part");
+    with_bias(layer, out)
+}
+
+/// `out + b` for a linear layer's bias, if it has one.
+fn with_bias(layer: &Linear, out: Tensor<2>) -> Tensor<2> {
     match &layer.bias {
         Some(bias) => out + bias.val().unsqueeze::<2>(),
         None => out,

@@ -259,6 +259,19 @@ pub fn clip_global_norm<M: Module>(
     execution: Execution,
 ) -> Option<Tensor<1>> {
     let norm = global_norm_tensor(module, grads)?;
+    clip_to_norm(module, grads, &norm, max_norm, execution);
+    Some(norm)
+}
+
+/// [`clip_global_norm`] with the gradients' global norm already computed (`norm`, from
+/// [`global_norm_tensor`]), so a caller that needed it anyway does not compute it twice.
+pub fn clip_to_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    norm: &Tensor<1>,
+    max_norm: f64,
+    execution: Execution,
+) {
     match execution {
         Execution::Host => {
             let value = norm.clone().into_scalar::<f32>() as f64;
@@ -277,7 +290,6 @@ pub fn clip_global_norm<M: Module>(
             module.visit(&mut ScaleBy { grads, factor });
         }
     }
-    Some(norm)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! stalls the host until the queue drains, so a step that reads between forward and
 //! backward cannot overlap anything. The statistics of every micro-batch (objective and
 //! NLL sums, scored tokens, novel tokens) stay on the device as a four-element tensor,
-//! and gradient clipping computes its factor there too ([`clip_global_norm`] with
+//! and gradient clipping computes its factor there too ([`clip_to_norm`] with
 //! [`Execution::Device`]). They are read in one transfer at the steps that need them:
 //! each `log_every` step (which also reads the gradient norm it logs), and before a
 //! validation or a checkpoint, so that a NaN loss is caught before anything is saved.
@@ -38,7 +38,7 @@ use crate::checkpoint::{self, Best, TrainState};
 use crate::config::{RunConfig, SelectBy};
 use crate::log::{Event, Progress, RunLog};
 use crate::loss_scale::LossScaler;
-use crate::optim::{AdamWUpdate, adamw, clip_global_norm, global_norm_tensor, scale_gradients};
+use crate::optim::{AdamWUpdate, adamw, clip_to_norm, global_norm_tensor, scale_gradients};
 use crate::schedule::Schedule;
 
 /// A failure of the loop, with what the user can do about it.
@@ -317,13 +317,16 @@ pub fn train<T: Task>(
         let log_now = step % config.training.log_every == 0 || step == stop_at;
         // f16: unscale in f32, and take the step only if every gradient is finite (one
         // read per step, as PyTorch's GradScaler does).
+        // That norm is the one clipping and logging use.
+        let mut norm = None;
         let take_step = match state.loss_scaler.as_mut() {
             None => true,
             Some(scaler) => {
                 scale_gradients(&model, &mut grads, 1.0 / scaler.scale);
-                let finite = global_norm_tensor(&model, &grads)
-                    .map(|n| n.into_scalar::<f32>().is_finite())
-                    .unwrap_or(true);
+                norm = global_norm_tensor(&model, &grads);
+                let finite = norm
+                    .as_ref()
+                    .is_none_or(|n| n.clone().into_scalar::<f32>().is_finite());
                 let take = scaler.update(finite);
                 if !take {
                     window.skipped += 1;
@@ -333,14 +336,15 @@ pub fn train<T: Task>(
         };
         let lr = schedule.lr(state.step);
         let grad_norm = if take_step {
-            let grad_norm = match opt.max_grad_norm {
-                Some(max) => clip_global_norm(&model, &mut grads, max, spec.execution),
-                // Only a logged step needs the norm.
-                None if log_now => global_norm_tensor(&model, &grads),
-                None => None,
-            };
+            // Only clipping and logged steps need the norm.
+            if norm.is_none() && (opt.max_grad_norm.is_some() || log_now) {
+                norm = global_norm_tensor(&model, &grads);
+            }
+            if let (Some(max), Some(n)) = (opt.max_grad_norm, &norm) {
+                clip_to_norm(&model, &mut grads, n, max, spec.execution);
+            }
             model = optimizer.step(lr, model, grads);
-            grad_norm
+            norm
         } else {
             None
         };
