@@ -1,16 +1,20 @@
 //! `cargo xtask report`: gathers the runs of a preset into `REPORT.md` and figures.
 //!
 //! It reads each run folder `<preset>/<experiment>/<run>/` written by `scalegrad train`
-//! (`metrics.json`, `log.jsonl`, `samples.jsonl`) as plain JSON, so xtask does not
-//! link the model crates. Tables put the "before fine-tuning" row, MLE, ScaleGrad (and
-//! unlikelihood or a gamma sweep when run) and the human reference side by side, with
-//! the paper's published direction of each effect beside ours.
+//! (`metrics.json`, `log.jsonl`, `samples.jsonl`) with the types of `scalegrad-results`,
+//! the ones the trainer writes them with (serde only: xtask links no model crate), so a
+//! renamed field is a compile error here. Tables put the "before fine-tuning" row, MLE,
+//! ScaleGrad (and unlikelihood or a gamma sweep when run) and the human reference side by
+//! side, with the paper's published direction of each effect beside ours.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use scalegrad_results::{
+    ContinuationSample, ContinuationSection, Event, ObjectiveRecord, OpenEndedMetrics, RunMetrics,
+    SummarizationMetrics, SummarySample, TypeReport, read_events, read_metrics, read_samples,
+};
 
 use crate::plot::{self, Bar, Series};
 use crate::util::root;
@@ -39,58 +43,57 @@ pub fn run(args: Args) -> Result<()> {
 /// A finished run.
 struct Run {
     name: String,
-    dir: PathBuf,
-    metrics: Value,
+    metrics: RunMetrics,
     /// `(step, train nll)` and `(step, valid nll)` from `log.jsonl`.
     train_curve: Vec<(f64, f64)>,
     valid_curve: Vec<(f64, f64)>,
-    samples: Vec<Value>,
+    /// `(input, output)` of the kept samples: prefix and continuation, or reference and
+    /// summary.
+    samples: Vec<(String, String)>,
 }
 
 impl Run {
     fn label(&self) -> String {
-        if self.metrics["checkpoint"]["source"] == "initial" {
+        if self.metrics.is_initial() {
             return "before fine-tuning".to_string();
         }
-        objective_label(&self.metrics["objective"])
-    }
-
-    fn gamma(&self) -> Option<f64> {
-        let objective = &self.metrics["objective"];
-        match objective["kind"].as_str()? {
-            "mle" => Some(1.0),
-            "scalegrad" => objective["gamma"].as_f64(),
-            _ => None,
-        }
-    }
-
-    fn is_initial(&self) -> bool {
-        self.metrics["checkpoint"]["source"] == "initial"
+        self.metrics.objective.label()
     }
 
     /// Sort key: before fine-tuning, MLE, ScaleGrad by decreasing gamma, unlikelihood.
     fn order(&self) -> (u8, i64) {
-        if self.is_initial() {
+        if self.metrics.is_initial() {
             return (0, 0);
         }
-        match self.metrics["objective"]["kind"].as_str() {
-            Some("mle") => (1, 0),
-            Some("scalegrad") => (2, -((self.gamma().unwrap_or(0.0) * 1000.0) as i64)),
-            _ => (3, 0),
+        match self.metrics.objective {
+            ObjectiveRecord::Mle => (1, 0),
+            ObjectiveRecord::ScaleGrad { gamma } => (2, -((gamma * 1000.0) as i64)),
+            ObjectiveRecord::Unlikelihood { .. } => (3, 0),
         }
     }
-}
 
-fn objective_label(objective: &Value) -> String {
-    match objective["kind"].as_str() {
-        Some("mle") => "MLE".to_string(),
-        Some("scalegrad") => format!("ScaleGrad γ={}", objective["gamma"]),
-        Some("unlikelihood") => format!("UL α={}", objective["alpha"]),
-        _ => objective.to_string(),
+    fn open_ended(&self) -> &OpenEndedMetrics {
+        self.metrics.open_ended.as_ref().expect("checked on load")
+    }
+
+    fn summarization(&self) -> &SummarizationMetrics {
+        self.metrics
+            .summarization
+            .as_ref()
+            .expect("checked on load")
     }
 }
 
-fn load_runs(dir: &Path) -> Result<Vec<Run>> {
+/// Which experiment a folder of runs holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Experiment {
+    OpenEnded,
+    Summarization,
+}
+
+/// The finished runs (those with a `metrics.json`) of one experiment's folder, in table
+/// order.
+fn load_runs(dir: &Path, experiment: Experiment) -> Result<Vec<Run>> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
@@ -101,40 +104,52 @@ fn load_runs(dir: &Path) -> Result<Vec<Run>> {
         if !metrics_path.exists() {
             continue;
         }
-        let metrics: Value = serde_json::from_slice(&std::fs::read(&metrics_path)?)
-            .with_context(|| format!("parsing {}", metrics_path.display()))?;
+        let metrics = read_metrics(&metrics_path)?;
+        let has_section = match experiment {
+            Experiment::OpenEnded => metrics.open_ended.is_some(),
+            Experiment::Summarization => metrics.summarization.is_some(),
+        };
+        anyhow::ensure!(
+            has_section,
+            "{} has no metrics of the {} experiment whose folder it is in; it was moved there \
+             by hand, or written by another version: rerun it with --restart",
+            metrics_path.display(),
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let log = run_dir.join("log.jsonl");
+        let events = if log.exists() {
+            read_events(&log).with_context(|| format!("reading {}", log.display()))?
+        } else {
+            Vec::new()
+        };
         let mut train_curve = Vec::new();
         let mut valid_curve = Vec::new();
-        if let Ok(text) = std::fs::read_to_string(run_dir.join("log.jsonl")) {
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let event: Value = serde_json::from_str(line)
-                    .with_context(|| format!("parsing {}/log.jsonl", run_dir.display()))?;
-                let step = event["step"].as_f64().unwrap_or(0.0);
-                match event["event"].as_str() {
-                    Some("train") => {
-                        train_curve.push((step, event["nll"].as_f64().unwrap_or(f64::NAN)))
-                    }
-                    Some("valid") => {
-                        valid_curve.push((step, event["nll"].as_f64().unwrap_or(f64::NAN)))
-                    }
-                    _ => {}
-                }
+        for event in events {
+            match event {
+                Event::Train { step, nll, .. } => train_curve.push((step as f64, nll)),
+                Event::Valid { step, nll, .. } => valid_curve.push((step as f64, nll)),
             }
         }
-        let samples = std::fs::read_to_string(run_dir.join("samples.jsonl"))
-            .map(|text| {
-                text.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let samples_path = run_dir.join("samples.jsonl");
+        let samples = if !samples_path.exists() {
+            Vec::new()
+        } else if experiment == Experiment::OpenEnded {
+            read_samples::<ContinuationSample>(&samples_path)?
+                .into_iter()
+                .map(|s| (s.prefix, s.continuation))
+                .collect()
+        } else {
+            read_samples::<SummarySample>(&samples_path)?
+                .into_iter()
+                .map(|s| (s.reference, s.summary))
+                .collect()
+        };
         runs.push(Run {
             name: run_dir
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned(),
-            dir: run_dir,
             metrics,
             train_curve,
             valid_curve,
@@ -145,26 +160,25 @@ fn load_runs(dir: &Path) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-fn num(v: &Value, digits: usize) -> String {
-    match v.as_f64() {
+/// `x` with `digits` decimals, or "–" for a metric that had nothing to measure.
+fn num(x: Option<f64>, digits: usize) -> String {
+    match x {
         Some(x) => format!("{x:.digits$}"),
         None => "–".to_string(),
     }
 }
 
-fn pct(v: &Value) -> String {
-    match v.as_f64() {
-        Some(x) => format!("{:.2}", x * 100.0),
-        None => "–".to_string(),
-    }
+/// A share as a percentage with two decimals.
+fn pct(x: f64) -> String {
+    format!("{:.2}", x * 100.0)
 }
 
 /// Writes `<preset_dir>/REPORT.md` and `<preset_dir>/figures/*`.
 pub fn write_report(preset_dir: &Path, preset: &str) -> Result<()> {
     let figures = preset_dir.join("figures");
     std::fs::create_dir_all(&figures)?;
-    let open = load_runs(&preset_dir.join("open-ended"))?;
-    let summ = load_runs(&preset_dir.join("summarization"))?;
+    let open = load_runs(&preset_dir.join("open-ended"), Experiment::OpenEnded)?;
+    let summ = load_runs(&preset_dir.join("summarization"), Experiment::Summarization)?;
     if open.is_empty() && summ.is_empty() {
         anyhow::bail!(
             "no finished runs under {} (run `cargo xtask reproduce all --preset {preset}` first)",
@@ -200,7 +214,7 @@ pub fn write_report(preset_dir: &Path, preset: &str) -> Result<()> {
 }
 
 fn loss_figure(runs: &[Run], stem: &Path, title: &str) -> Result<()> {
-    let trained: Vec<&Run> = runs.iter().filter(|r| !r.is_initial()).collect();
+    let trained: Vec<&Run> = runs.iter().filter(|r| !r.metrics.is_initial()).collect();
     let train: Vec<Series> = trained
         .iter()
         .enumerate()
@@ -242,29 +256,28 @@ fn loss_figure(runs: &[Run], stem: &Path, title: &str) -> Result<()> {
 
 fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<()> {
     writeln!(md, "## Open-ended generation (GPT-2 on WikiText)\n")?;
-    let first = &runs[0].metrics["open_ended"];
-    let nt = &first["next_token"];
+    let first = runs[0].open_ended();
+    let nt = &first.next_token;
+    let (prefix_len, new_tokens) = first
+        .continuations
+        .first()
+        .map_or(("–".to_string(), "–".to_string()), |c| {
+            (c.prefix_len.to_string(), c.new_tokens.to_string())
+        });
     writeln!(
         md,
         "Next-token metrics on teacher-forced, non-overlapping test windows of {} tokens \
          (stride {}; {} windows). Perplexity is exp(mean NLL); acc counts ties as hits; \
-         rep/wrep/uniq follow Welleck et al. with l = 128. Continuations: {}-token \
-         prefixes, {} new tokens; seq-rep-n and uniq-seq on token ids.\n",
-        nt["window"],
-        nt["stride"],
-        nt["windows"],
-        first["continuations"][0]["prefix_len"],
-        first["continuations"][0]["new_tokens"]
+         rep/wrep/uniq follow Welleck et al. with l = 128. Continuations: {prefix_len}-token \
+         prefixes, {new_tokens} new tokens; seq-rep-n and uniq-seq on token ids.\n",
+        nt.window, nt.stride, nt.windows,
     )?;
-    let decodings: Vec<String> = first["continuations"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["decoding"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    for decoding in &decodings {
+    let decodings: Vec<&str> = first
+        .continuations
+        .iter()
+        .map(|c| c.decoding.as_str())
+        .collect();
+    for &decoding in &decodings {
         writeln!(md, "### Decoding: {decoding}\n")?;
         writeln!(
             md,
@@ -274,42 +287,43 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
             md,
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         )?;
-        let mut human: Option<(Value, Value)> = None;
+        let mut human = None;
         for r in runs {
-            let o = &r.metrics["open_ended"];
-            let nt = &o["next_token"]["metrics"];
-            let rep = rep_at(nt, 128);
-            let Some(c) = continuation(o, decoding) else {
+            let o = r.open_ended();
+            let Some(c) = o.continuation(decoding) else {
                 continue;
             };
+            let nt = &o.next_token.metrics;
+            let rep = nt.rep_at(128);
+            let t = &c.token;
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} |",
                 r.label(),
-                num(&o["next_token"]["perplexity"], 2),
-                num(&nt["acc"], 3),
-                num(&rep["rep"], 3),
-                num(&rep["wrep"], 3),
-                nt["uniq"],
-                num(&c["token"]["seq_rep_1"], 3),
-                num(&c["token"]["seq_rep_2"], 3),
-                num(&c["token"]["seq_rep_3"], 3),
-                num(&c["token"]["seq_rep_4"], 3),
-                c["token"]["uniq_seq"],
+                num(Some(o.next_token.perplexity), 2),
+                num(Some(nt.acc), 3),
+                num(rep.map(|r| r.rep), 3),
+                num(rep.map(|r| r.wrep), 3),
+                nt.uniq,
+                num(t.seq_rep_1, 3),
+                num(t.seq_rep_2, 3),
+                num(t.seq_rep_3, 3),
+                num(t.seq_rep_4, 3),
+                t.uniq_seq,
             )?;
-            human.get_or_insert((nt.clone(), c["human_token"].clone()));
+            human.get_or_insert((nt, &c.human_token));
         }
         if let Some((nt, h)) = human {
             writeln!(
                 md,
                 "| human | – | – | {} | – | {} | {} | {} | {} | {} | {} |",
-                num(&rep_at(&nt, 128)["human_rep"], 3),
-                nt["human_uniq"],
-                num(&h["seq_rep_1"], 3),
-                num(&h["seq_rep_2"], 3),
-                num(&h["seq_rep_3"], 3),
-                num(&h["seq_rep_4"], 3),
-                h["uniq_seq"],
+                num(nt.rep_at(128).map(|r| r.human_rep), 3),
+                nt.human_uniq,
+                num(h.seq_rep_1, 3),
+                num(h.seq_rep_2, 3),
+                num(h.seq_rep_3, 3),
+                num(h.seq_rep_4, 3),
+                h.uniq_seq,
             )?;
         }
         writeln!(
@@ -320,106 +334,46 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
         writeln!(md, "|---|---:|---:|---:|")?;
         let mut human_word = None;
         for r in runs {
-            let Some(c) = continuation(&r.metrics["open_ended"], decoding) else {
+            let Some(c) = r.open_ended().continuation(decoding) else {
                 continue;
             };
             writeln!(
                 md,
                 "| {} | {} | {} | {} |",
                 r.label(),
-                num(&c["word"]["seq_rep_4"], 3),
-                c["word"]["uniq_seq"],
-                c["word"]["continuations"]
+                num(c.word.seq_rep_4, 3),
+                c.word.uniq_seq,
+                c.word.continuations
             )?;
-            human_word.get_or_insert(c["human_word"].clone());
+            human_word.get_or_insert(&c.human_word);
         }
         if let Some(h) = human_word {
             writeln!(
                 md,
                 "| human | {} | {} | {} |",
-                num(&h["seq_rep_4"], 3),
-                h["uniq_seq"],
-                h["continuations"]
+                num(h.seq_rep_4, 3),
+                h.uniq_seq,
+                h.continuations
             )?;
         }
         writeln!(md)?;
     }
 
-    // The paper's direction of each effect against ours (greedy, first ScaleGrad run).
-    let mle = runs
-        .iter()
-        .find(|r| r.metrics["objective"]["kind"] == "mle" && !r.is_initial());
-    let sg = runs
-        .iter()
-        .find(|r| r.metrics["objective"]["kind"] == "scalegrad" && !r.is_initial());
-    if let (Some(mle), Some(sg), Some(decoding)) = (mle, sg, decodings.first()) {
-        writeln!(
-            md,
-            "### ScaleGrad against MLE: the paper's direction and ours ({decoding})\n"
-        )?;
-        writeln!(
-            md,
-            "| metric | paper (Lin et al. 2021, Table 1) | MLE | {} | same direction |",
-            sg.label()
-        )?;
-        writeln!(md, "|---|---|---:|---:|:---:|")?;
-        let get = |r: &Run, path: &[&str]| -> Option<f64> {
-            let o = &r.metrics["open_ended"];
-            let mut v = match path[0] {
-                "cont" => continuation(o, decoding)?.clone(),
-                _ => o["next_token"].clone(),
-            };
-            for key in &path[1..] {
-                v = v[*key].clone();
-            }
-            v.as_f64()
-        };
-        let rows: [(&str, &str, &[&str], bool); 4] = [
-            (
-                "seq-rep-4",
-                "lower (about an order of magnitude)",
-                &["cont", "token", "seq_rep_4"],
-                false,
-            ),
-            ("uniq-seq", "higher", &["cont", "token", "uniq_seq"], true),
-            ("perplexity", "slightly higher", &["nt", "perplexity"], true),
-            (
-                "uniq (next token)",
-                "higher",
-                &["nt", "metrics", "uniq"],
-                true,
-            ),
-        ];
-        for (name, paper, path, higher) in rows {
-            let (a, b) = (get(mle, path), get(sg, path));
-            let agree = match (a, b) {
-                (Some(a), Some(b)) if (b > a) == higher && a != b => "yes",
-                (Some(_), Some(_)) => "no",
-                _ => "–",
-            };
-            writeln!(
-                md,
-                "| {name} | {paper} | {} | {} | {agree} |",
-                a.map_or("–".into(), |x| format!("{x:.3}")),
-                b.map_or("–".into(), |x| format!("{x:.3}"))
-            )?;
-        }
-        writeln!(md)?;
+    if let Some(&decoding) = decodings.first() {
+        direction_table(md, runs, decoding)?;
     }
-
     loss_figure(runs, &figures.join("open-ended-loss"), "open-ended")?;
     writeln!(
         md,
         "![training and validation NLL](figures/open-ended-loss.png)\n"
     )?;
-    if let Some(decoding) = decodings.first() {
+    if let Some(&decoding) = decodings.first() {
         let bars: Vec<Bar> = runs
             .iter()
             .filter_map(|r| {
-                let c = continuation(&r.metrics["open_ended"], decoding)?;
                 Some(Bar {
                     label: r.label(),
-                    value: c["token"]["seq_rep_4"].as_f64()?,
+                    value: r.open_ended().continuation(decoding)?.token.seq_rep_4?,
                     interval: None,
                 })
             })
@@ -438,26 +392,93 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
         )?;
         gamma_figure(md, runs, decoding, figures)?;
     }
-    samples_table(
+    samples_table(md, runs, "prefix", "Greedy continuations side by side")?;
+    Ok(())
+}
+
+/// One open-ended metric of a run under a decoding strategy.
+type Metric = fn(&OpenEndedMetrics, &ContinuationSection) -> Option<f64>;
+
+/// The paper's direction of each effect against ours (the first decoding, the first
+/// ScaleGrad run against MLE).
+fn direction_table(md: &mut String, runs: &[Run], decoding: &str) -> Result<()> {
+    let trained = |kind: fn(&ObjectiveRecord) -> bool| {
+        runs.iter()
+            .find(|r| kind(&r.metrics.objective) && !r.metrics.is_initial())
+    };
+    let mle = trained(|o| matches!(o, ObjectiveRecord::Mle));
+    let sg = trained(|o| matches!(o, ObjectiveRecord::ScaleGrad { .. }));
+    let (Some(mle), Some(sg)) = (mle, sg) else {
+        return Ok(());
+    };
+    writeln!(
         md,
-        runs,
-        "prefix",
-        "continuation",
-        "Greedy continuations side by side",
+        "### ScaleGrad against MLE: the paper's direction and ours ({decoding})\n"
     )?;
+    writeln!(
+        md,
+        "| metric | paper (Lin et al. 2021, Table 1) | MLE | {} | same direction |",
+        sg.label()
+    )?;
+    writeln!(md, "|---|---|---:|---:|:---:|")?;
+    let rows: [(&str, &str, Metric, bool); 4] = [
+        (
+            "seq-rep-4",
+            "lower (about an order of magnitude)",
+            |_, c| c.token.seq_rep_4,
+            false,
+        ),
+        (
+            "uniq-seq",
+            "higher",
+            |_, c| Some(c.token.uniq_seq as f64),
+            true,
+        ),
+        (
+            "perplexity",
+            "slightly higher",
+            |o, _| Some(o.next_token.perplexity),
+            true,
+        ),
+        (
+            "uniq (next token)",
+            "higher",
+            |o, _| Some(o.next_token.metrics.uniq as f64),
+            true,
+        ),
+    ];
+    for (name, paper, metric, higher) in rows {
+        let get = |r: &Run| {
+            let o = r.open_ended();
+            metric(o, o.continuation(decoding)?)
+        };
+        let (a, b) = (get(mle), get(sg));
+        let agree = match (a, b) {
+            (Some(a), Some(b)) if (b > a) == higher && a != b => "yes",
+            (Some(_), Some(_)) => "no",
+            _ => "–",
+        };
+        writeln!(
+            md,
+            "| {name} | {paper} | {} | {} | {agree} |",
+            num(a, 3),
+            num(b, 3)
+        )?;
+    }
+    writeln!(md)?;
     Ok(())
 }
 
 fn gamma_figure(md: &mut String, runs: &[Run], decoding: &str, figures: &Path) -> Result<()> {
     let mut points: Vec<(f64, f64, f64)> = runs
         .iter()
-        .filter(|r| !r.is_initial())
+        .filter(|r| !r.metrics.is_initial())
         .filter_map(|r| {
-            let o = &r.metrics["open_ended"];
+            let o = r.open_ended();
             Some((
-                r.gamma()?,
-                continuation(o, decoding)?["token"]["seq_rep_4"].as_f64()?,
-                o["next_token"]["perplexity"].as_f64()?,
+                r.metrics.objective.gamma()?,
+                o.continuation(decoding)?.token.seq_rep_4?,
+                o.next_token.perplexity,
             ))
         })
         .collect();
@@ -493,61 +514,59 @@ fn gamma_figure(md: &mut String, runs: &[Run], decoding: &str, figures: &Path) -
 
 fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<()> {
     writeln!(md, "## Summarization (BERT2BERT on CNN/DailyMail)\n")?;
-    let first = &runs[0].metrics["summarization"];
+    let first = runs[0].summarization();
+    let bootstrap = &first.rouge.bootstrap;
     writeln!(
         md,
         "Beam-search summaries of {} test articles with the generation settings `{}`. ROUGE \
          F1 × 100 as Google's rouge_score computes it (stemmer {}, ROUGE-Lsum on \
-         newline-split sentences), mean over articles with the bootstrap 95% interval \
+         newline-split sentences), mean over articles with the bootstrap {}% interval \
          [low, high] ({} resamples, seeded). Repetition and novel n-grams are measured on \
          rouge_score tokens without stemming.\n",
-        first["examples"],
-        first["generation"],
-        if first["rouge"]["use_stemmer"] == true {
-            "on"
-        } else {
-            "off"
-        },
-        first["rouge"]["bootstrap"]["samples"],
+        first.examples,
+        first.generation,
+        if first.rouge.use_stemmer { "on" } else { "off" },
+        bootstrap.confidence_interval * 100.0,
+        bootstrap.n_samples,
     )?;
     writeln!(
         md,
         "| run | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | seq-rep-4 ↓ | novel 1-grams | novel 2-grams | novel 3-grams |"
     )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    let cell = |t: &Value| {
+    let cell = |t: &TypeReport| {
         format!(
             "{} [{}, {}]",
-            pct(&t["fmeasure"]),
-            pct(&t["low"]["fmeasure"]),
-            pct(&t["high"]["fmeasure"])
+            pct(t.fmeasure),
+            pct(t.low.fmeasure),
+            pct(t.high.fmeasure)
         )
     };
     for r in runs {
-        let s = &r.metrics["summarization"];
-        let rouge = &s["rouge"];
+        let s = r.summarization();
+        let rouge = &s.rouge;
         writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label(),
-            cell(&rouge["rouge1"]),
-            cell(&rouge["rouge2"]),
-            cell(&rouge["rougeL"]),
-            cell(&rouge["rougeLsum"]),
-            num(&s["summaries"]["seq_rep"][3], 3),
-            num(&s["summaries"]["novel"][0], 3),
-            num(&s["summaries"]["novel"][1], 3),
-            num(&s["summaries"]["novel"][2], 3),
+            cell(&rouge.rouge1),
+            cell(&rouge.rouge2),
+            cell(&rouge.rouge_l),
+            cell(&rouge.rouge_lsum),
+            num(s.summaries.seq_rep[3], 3),
+            num(s.summaries.novel[0], 3),
+            num(s.summaries.novel[1], 3),
+            num(s.summaries.novel[2], 3),
         )?;
     }
-    let refs = &first["references"];
+    let refs = &first.references;
     writeln!(
         md,
         "| human (reference highlights) | – | – | – | – | {} | {} | {} | {} |\n",
-        num(&refs["seq_rep"][3], 3),
-        num(&refs["novel"][0], 3),
-        num(&refs["novel"][1], 3),
-        num(&refs["novel"][2], 3),
+        num(refs.seq_rep[3], 3),
+        num(refs.novel[0], 3),
+        num(refs.novel[1], 3),
+        num(refs.novel[2], 3),
     )?;
     writeln!(
         md,
@@ -561,16 +580,13 @@ fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Resul
     )?;
     let bars: Vec<Bar> = runs
         .iter()
-        .filter_map(|r| {
-            let t = &r.metrics["summarization"]["rouge"]["rouge2"];
-            Some(Bar {
+        .map(|r| {
+            let t = &r.summarization().rouge.rouge2;
+            Bar {
                 label: r.label(),
-                value: t["fmeasure"].as_f64()? * 100.0,
-                interval: Some((
-                    t["low"]["fmeasure"].as_f64()? * 100.0,
-                    t["high"]["fmeasure"].as_f64()? * 100.0,
-                )),
-            })
+                value: t.fmeasure * 100.0,
+                interval: Some((t.low.fmeasure * 100.0, t.high.fmeasure * 100.0)),
+            }
         })
         .collect();
     plot::bars(
@@ -582,27 +598,20 @@ fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Resul
         },
     )?;
     writeln!(md, "![ROUGE-2 by run](figures/summarization-rouge2.png)\n")?;
-    samples_table(md, runs, "reference", "summary", "Summaries side by side")?;
+    samples_table(md, runs, "reference", "Summaries side by side")?;
     Ok(())
 }
 
-/// A markdown table of the first three samples: the shared input column, then each run.
-fn samples_table(
-    md: &mut String,
-    runs: &[Run],
-    input: &str,
-    output: &str,
-    title: &str,
-) -> Result<()> {
+/// A markdown table of the first three samples: the shared input column (named
+/// `input`), then each run's output.
+fn samples_table(md: &mut String, runs: &[Run], input: &str, title: &str) -> Result<()> {
     let with_samples: Vec<&Run> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
     if with_samples.is_empty() {
         return Ok(());
     }
     writeln!(md, "### {title}\n")?;
-    let clean = |v: &Value| {
-        v.as_str()
-            .unwrap_or("")
-            .replace('|', "\\|")
+    let clean = |text: &str| {
+        text.replace('|', "\\|")
             .replace('\n', " ⏎ ")
             .chars()
             .take(600)
@@ -615,17 +624,17 @@ fn samples_table(
     writeln!(md)?;
     writeln!(md, "|---|{}", "---|".repeat(with_samples.len()))?;
     for i in 0..3 {
-        let Some(first) = with_samples[0].samples.get(i) else {
+        let Some((first_input, _)) = with_samples[0].samples.get(i) else {
             break;
         };
-        write!(md, "| {} |", clean(&first[input]))?;
+        write!(md, "| {} |", clean(first_input))?;
         for r in &with_samples {
             write!(
                 md,
                 " {} |",
                 r.samples
                     .get(i)
-                    .map(|s| clean(&s[output]))
+                    .map(|(_, output)| clean(output))
                     .unwrap_or_default()
             )?;
         }
@@ -650,45 +659,31 @@ fn provenance_section<'a>(md: &mut String, runs: impl Iterator<Item = &'a Run>) 
     )?;
     writeln!(md, "|---|---|---|---|---|---|---:|---:|---:|---:|")?;
     for r in runs {
-        let p = &r.metrics["provenance"];
+        let p = &r.metrics.provenance;
         writeln!(
             md,
             "| {}/{} | `{}` | `{}` | {} | {} | {} | {} | {} s | {} | {} s |",
-            r.metrics["experiment"].as_str().unwrap_or(""),
+            r.metrics.experiment,
             r.name,
-            relative_to_root(p["config_file"].as_str().unwrap_or("")),
-            p["git_revision"].as_str().unwrap_or("unknown"),
-            p["backend"].as_str().unwrap_or(""),
-            // Runs from before mixed precision computed in f32.
-            p["precision"].as_str().unwrap_or("f32"),
-            p["device"].as_str().unwrap_or(""),
-            p["steps"],
-            num(&p["train_seconds"], 0),
-            num(&p["train_tokens_per_s"], 0),
-            num(&p["eval_seconds"], 0),
+            relative_to_root(&p.config_file),
+            p.git_revision,
+            p.backend,
+            p.precision,
+            p.device,
+            p.steps,
+            num(Some(p.train_seconds), 0),
+            num(Some(p.train_tokens_per_s), 0),
+            num(Some(p.eval_seconds), 0),
         )?;
-        let _ = &r.dir;
     }
     writeln!(md)?;
     Ok(())
 }
 
-fn rep_at(next_token: &Value, l: u64) -> Value {
-    next_token["repetition"]
-        .as_array()
-        .and_then(|a| a.iter().find(|r| r["l"].as_u64() == Some(l)).cloned())
-        .unwrap_or(Value::Null)
-}
-
-fn continuation<'a>(open_ended: &'a Value, decoding: &str) -> Option<&'a Value> {
-    open_ended["continuations"]
-        .as_array()?
-        .iter()
-        .find(|c| c["decoding"] == decoding)
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     /// Copies the committed demo run folders (metrics, logs and samples of a real
@@ -782,6 +777,17 @@ mod tests {
             "/summarization/rouge/rouge2/fmeasure",
         );
         assert!(row("ScaleGrad γ=0.8").contains(&format!("{:.2} [", r2 * 100.0)));
+        // The bootstrap's settings as the runs record them.
+        let resamples = metric(
+            "summarization/mle",
+            "/summarization/rouge/bootstrap/n_samples",
+        );
+        assert!(
+            md.contains(&format!(
+                "95% interval [low, high] ({resamples} resamples, seeded)"
+            )),
+            "{md}"
+        );
 
         // Provenance names the config relative to the repository and every run.
         for run in ["open-ended/before", "open-ended/mle", "summarization/sg0.8"] {

@@ -10,10 +10,12 @@ use scalegrad_data::{BatchSampler, LmBatch, LmWindows, collate_lm};
 use scalegrad_gpt2::{GenerationConfig, Gpt2, Strategy, generate};
 use scalegrad_loss::Objective;
 use scalegrad_metrics::{
-    ContinuationAccumulator, ContinuationReport, NextTokenAccumulator, NextTokenReport, Perplexity,
-    WindowPredictions, WordContinuationAccumulator, WordTokenizer,
+    ContinuationAccumulator, NextTokenAccumulator, Perplexity, WindowPredictions,
+    WordContinuationAccumulator, WordTokenizer,
 };
-use serde::{Deserialize, Serialize};
+pub use scalegrad_results::{
+    ContinuationSample, ContinuationSection, NextTokenSection, OpenEndedMetrics,
+};
 use tokenizers::Tokenizer;
 
 use crate::config::DecodingSpec;
@@ -118,68 +120,6 @@ impl Task for LmTask<'_> {
         scalegrad_fs::install_dir(&tmp, dir)
             .map_err(|e| format!("installing the best model as {}: {e}", dir.display()))
     }
-}
-
-/// Next-token metrics of one evaluation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NextTokenSection {
-    /// Tokens per window.
-    pub window: usize,
-    /// Tokens between window starts (equal to `window`: non-overlapping).
-    pub stride: usize,
-    /// Windows evaluated.
-    pub windows: usize,
-    /// `exp(mean NLL)` over all scored targets.
-    pub perplexity: f64,
-    /// acc, rep/wrep/human rep at each l, uniq.
-    pub metrics: NextTokenReport,
-}
-
-/// Continuation metrics of one decoding strategy.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ContinuationSection {
-    /// The strategy (`greedy`, `top-k3`, `top-p0.9`).
-    pub decoding: String,
-    /// Tokens of each prefix.
-    pub prefix_len: usize,
-    /// Tokens generated after each prefix.
-    pub new_tokens: usize,
-    /// Prefixes continued.
-    pub count: usize,
-    /// seq-rep-n and uniq-seq on token ids.
-    pub token: ContinuationReport,
-    /// The same on words of the decoded text.
-    pub word: ContinuationReport,
-    /// The human continuations (the test text after each prefix), on token ids.
-    pub human_token: ContinuationReport,
-    /// The human continuations, on words.
-    pub human_word: ContinuationReport,
-}
-
-/// Everything the open-ended evaluation reports.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct OpenEndedMetrics {
-    /// Teacher-forced metrics.
-    pub next_token: NextTokenSection,
-    /// One entry per decoding strategy.
-    pub continuations: Vec<ContinuationSection>,
-}
-
-/// One continuation kept for the report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ContinuationSample {
-    /// The strategy.
-    pub decoding: String,
-    /// Decoded prefix.
-    pub prefix: String,
-    /// Decoded continuation.
-    pub continuation: String,
-    /// Decoded human continuation.
-    pub reference: String,
-    /// Prefix ids.
-    pub prefix_ids: Vec<u32>,
-    /// Continuation ids.
-    pub continuation_ids: Vec<u32>,
 }
 
 /// Settings of the open-ended evaluation.

@@ -10,10 +10,8 @@ use scalegrad_bert2bert::{
 };
 use scalegrad_data::{BatchSampler, Seq2SeqBatch, SummarizationSet, collate_seq2seq};
 use scalegrad_loss::Objective;
-use scalegrad_metrics::{
-    BootstrapConfig, RougeReport, RougeScorer, SummaryAccumulator, SummaryReport,
-};
-use serde::{Deserialize, Serialize};
+use scalegrad_metrics::{BootstrapConfig, RougeReport, RougeScorer, SummaryAccumulator};
+pub use scalegrad_results::{SummarizationMetrics, SummarySample};
 use tokenizers::Tokenizer;
 
 use crate::log::Progress;
@@ -143,38 +141,6 @@ pub fn save_model_dir(
     scalegrad_bert2bert::copy_tokenizer_files(tokenizer_dir, &tmp).map_err(|e| e.to_string())?;
     scalegrad_fs::install_dir(&tmp, dir)
         .map_err(|e| format!("installing the model as {}: {e}", dir.display()))
-}
-
-/// Everything the summarisation evaluation reports.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SummarizationMetrics {
-    /// Articles summarised.
-    pub examples: usize,
-    /// The generation settings used.
-    pub generation: serde_json::Value,
-    /// How predicted summaries were split into sentences for ROUGE-Lsum.
-    pub prediction_sentence_split: String,
-    /// ROUGE-1/2/L/Lsum means and bootstrap intervals.
-    pub rouge: RougeReport,
-    /// Repetition and novel n-grams of the generated summaries.
-    pub summaries: SummaryReport,
-    /// The same for the reference highlights.
-    pub references: SummaryReport,
-}
-
-/// One summary kept for the report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SummarySample {
-    /// Row id of the example.
-    pub id: String,
-    /// The article's first 600 characters.
-    pub article: String,
-    /// Reference highlights.
-    pub reference: String,
-    /// Generated summary.
-    pub summary: String,
-    /// Generated ids.
-    pub summary_ids: Vec<u32>,
 }
 
 /// Puts one sentence per line, the usual preparation before ROUGE-Lsum (which otherwise

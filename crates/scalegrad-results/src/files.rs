@@ -1,0 +1,84 @@
+//! Reading and writing the files of a run folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::RunMetrics;
+
+/// A run file that cannot be read or does not hold what its name says.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not what scalegrad writes there.
+    #[error(
+        "{path}{}: {source}; the file was edited, damaged or written by another version: \
+         rerun the run with --restart",
+        line.map_or(String::new(), |l| format!(" line {l}"))
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of a JSON-lines file.
+        line: Option<usize>,
+        /// What did not parse.
+        source: serde_json::Error,
+    },
+}
+
+fn read_text(path: &Path) -> Result<String, ReadError> {
+    std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a run's `metrics.json`.
+pub fn read_metrics(path: &Path) -> Result<RunMetrics, ReadError> {
+    serde_json::from_str(&read_text(path)?).map_err(|source| ReadError::Format {
+        path: path.to_path_buf(),
+        line: None,
+        source,
+    })
+}
+
+/// Reads a run's `samples.jsonl` as samples of type `T`.
+pub fn read_samples<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError> {
+    read_text(path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|source| ReadError::Format {
+                path: path.to_path_buf(),
+                line: Some(i + 1),
+                source,
+            })
+        })
+        .collect()
+}
+
+impl RunMetrics {
+    /// The pretty-printed JSON of `metrics.json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("run metrics serialise")
+    }
+}
+
+/// The JSON-lines text of `samples.jsonl` (one sample per line).
+pub fn samples_jsonl<T: Serialize>(samples: &[T]) -> String {
+    let mut text = String::new();
+    for sample in samples {
+        text.push_str(&serde_json::to_string(sample).expect("samples serialise"));
+        text.push('\n');
+    }
+    text
+}
