@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use scalegrad_results::{
-    ContinuationSample, ContinuationSection, Event, ObjectiveRecord, OpenEndedMetrics, RunMetrics,
-    SummarizationMetrics, SummarySample, TypeReport, read_events, read_metrics, read_samples,
+    ContinuationReport, ContinuationSample, ContinuationSection, Event, ObjectiveRecord,
+    OpenEndedMetrics, RunMetrics, SummarizationMetrics, SummarySample, TypeReport, read_events,
+    read_metrics, read_samples,
 };
 
 use crate::plot::{self, Bar, Series};
@@ -168,6 +169,11 @@ fn num(x: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// seq-rep-1 to seq-rep-4 of continuations, three decimals each.
+fn seq_reps(c: &ContinuationReport) -> [String; 4] {
+    [1, 2, 3, 4].map(|n| num(c.seq_rep(n), 3))
+}
+
 /// A share as a percentage with two decimals.
 fn pct(x: f64) -> String {
     format!("{:.2}", x * 100.0)
@@ -295,34 +301,27 @@ fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<(
             };
             let nt = &o.next_token.metrics;
             let rep = nt.rep_at(128);
-            let t = &c.token;
+            let [r1, r2, r3, r4] = seq_reps(&c.token);
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} |",
+                "| {} | {} | {} | {} | {} | {} | {r1} | {r2} | {r3} | **{r4}** | {} |",
                 r.label(),
                 num(Some(o.next_token.perplexity), 2),
                 num(Some(nt.acc), 3),
                 num(rep.map(|r| r.rep), 3),
                 num(rep.map(|r| r.wrep), 3),
                 nt.uniq,
-                num(t.seq_rep_1, 3),
-                num(t.seq_rep_2, 3),
-                num(t.seq_rep_3, 3),
-                num(t.seq_rep_4, 3),
-                t.uniq_seq,
+                c.token.uniq_seq,
             )?;
             human.get_or_insert((nt, &c.human_token));
         }
         if let Some((nt, h)) = human {
             writeln!(
                 md,
-                "| human | – | – | {} | – | {} | {} | {} | {} | {} | {} |",
+                "| human | – | – | {} | – | {} | {} | {} |",
                 num(nt.rep_at(128).map(|r| r.human_rep), 3),
                 nt.human_uniq,
-                num(h.seq_rep_1, 3),
-                num(h.seq_rep_2, 3),
-                num(h.seq_rep_3, 3),
-                num(h.seq_rep_4, 3),
+                seq_reps(h).join(" | "),
                 h.uniq_seq,
             )?;
         }

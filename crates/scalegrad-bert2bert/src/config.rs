@@ -330,6 +330,22 @@ impl Bert2BertConfig {
         }
     }
 
+    /// [`bert_small`](Self::bert_small)'s layout and generation settings at toy size,
+    /// for tests and examples: encoder and decoder of 2 layers, 32 wide, 4 heads, 64
+    /// intermediate and 64 positions, with the given vocabulary size.
+    pub fn tiny(vocab_size: usize) -> Self {
+        let mut config = Self::bert_small();
+        for side in [&mut config.encoder, &mut config.decoder] {
+            side.vocab_size = vocab_size;
+            side.hidden_size = 32;
+            side.num_hidden_layers = 2;
+            side.num_attention_heads = 4;
+            side.intermediate_size = 64;
+            side.max_position_embeddings = 64;
+        }
+        config
+    }
+
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {

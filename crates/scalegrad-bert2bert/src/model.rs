@@ -536,10 +536,8 @@ impl Bert2Bert {
     /// The model computing with `execution` (the CPU fast paths of `scalegrad-ops` for
     /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
     /// only and suits every backend).
-    pub fn with_execution(mut self, execution: Execution) -> Self {
-        self.encoder.compute.execution = execution;
-        self.decoder.compute.execution = execution;
-        self
+    pub fn with_execution(self, execution: Execution) -> Self {
+        self.with_compute(|c| c.execution = execution)
     }
 
     /// How the model's forward passes and decoding compute.
@@ -550,9 +548,14 @@ impl Bert2Bert {
     /// The model computing its products (linear layers, attention, LM head) in
     /// `precision`, parameters and everything else staying f32
     /// ([`Precision`](scalegrad_ops::Precision)).
-    pub fn with_precision(mut self, precision: Precision) -> Self {
-        self.encoder.compute.precision = precision;
-        self.decoder.compute.precision = precision;
+    pub fn with_precision(self, precision: Precision) -> Self {
+        self.with_compute(|c| c.precision = precision)
+    }
+
+    /// The model with `set` applied to the compute settings of encoder and decoder alike.
+    fn with_compute(mut self, set: impl Fn(&mut Compute)) -> Self {
+        set(&mut self.encoder.compute);
+        set(&mut self.decoder.compute);
         self
     }
 

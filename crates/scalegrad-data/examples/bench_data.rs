@@ -90,50 +90,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fast_bpe: true,
     };
     let case = format!("gpt2-bpe {mb}MB parquet->windows");
-    let mut results = Vec::new();
-    for (label, expect_hit) in [("cold", false), ("warm", true)] {
+    // Tokenises the files into 1024-token windows; returns tokens, windows, seconds and
+    // whether the token cache answered.
+    let tokenize = |options: &TokenizeOptions| -> Result<_, Box<dyn std::error::Error>> {
         let t = Instant::now();
         let (split, status) = tokenize_files(
             &files,
             &tokenizer,
             &TokenizeSpec::lm_text(),
-            &options,
+            options,
             "bench",
         )?;
         let tokens = &split.columns[0].rows.tokens;
-        let windows = LmWindows::new(tokens, WindowConfig::new(1024))?;
+        let windows = LmWindows::new(tokens, WindowConfig::new(1024))?.len();
         let secs = t.elapsed().as_secs_f64();
-        assert_eq!(
-            matches!(status, scalegrad_data::tokenize::CacheStatus::Hit(_)),
-            expect_hit,
-            "{status:?}"
-        );
+        let hit = matches!(status, scalegrad_data::tokenize::CacheStatus::Hit(_));
         eprintln!(
-            "{label}: {} tokens, {} windows of 1024, {secs:.2} s ({status:?})",
-            tokens.len(),
-            windows.len()
+            "{} tokens, {windows} windows of 1024, {secs:.2} s ({status:?})",
+            tokens.len()
         );
-        results.push((label, tokens.len() as f64 / secs, secs));
+        Ok((tokens.len(), secs, hit))
+    };
+    let mut results = Vec::new();
+    for (label, expect_hit) in [("cold", false), ("warm", true)] {
+        eprint!("{label}: ");
+        let (n, secs, hit) = tokenize(&options)?;
+        assert_eq!(hit, expect_hit, "{label}");
+        results.push((label, n as f64 / secs, secs));
     }
     // The same cold run through `tokenizers`' full pipeline (`encode_batch_fast`), to
     // show what the ids-only BPE path adds.
     let _ = std::fs::remove_dir_all(&cache);
     options.fast_bpe = false;
-    let t = Instant::now();
-    let (split, _) = tokenize_files(
-        &files,
-        &tokenizer,
-        &TokenizeSpec::lm_text(),
-        &options,
-        "bench",
-    )?;
-    let windows = LmWindows::new(&split.columns[0].rows.tokens, WindowConfig::new(1024))?;
-    let secs = t.elapsed().as_secs_f64();
-    let n = split.columns[0].rows.tokens.len();
-    eprintln!(
-        "cold, full pipeline: {n} tokens, {} windows, {secs:.2} s",
-        windows.len()
-    );
+    eprint!("cold, full pipeline: ");
+    let (n, secs, _) = tokenize(&options)?;
     results.push(("full", n as f64 / secs, secs));
     let threads = rayon::current_num_threads();
     eprintln!("rayon threads: {threads}");

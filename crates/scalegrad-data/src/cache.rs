@@ -291,33 +291,12 @@ pub fn save(path: &Path, split: &TokenizedSplit) -> Result<()> {
     w.write_all(&header).map_err(io)?;
     let mut buf = Vec::with_capacity(1 << 16);
     for column in &split.columns {
-        for chunk in column.rows.offsets.chunks(8192) {
-            buf.clear();
-            chunk
-                .iter()
-                .for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
-            w.write_all(&buf).map_err(io)?;
-        }
+        write_le(&mut w, &column.rows.offsets, u64::to_le_bytes, &mut buf).map_err(io)?;
         match &column.rows.tokens {
-            TokenArray::U16(v) => {
-                for chunk in v.chunks(16384) {
-                    buf.clear();
-                    chunk
-                        .iter()
-                        .for_each(|t| buf.extend_from_slice(&t.to_le_bytes()));
-                    w.write_all(&buf).map_err(io)?;
-                }
-            }
-            TokenArray::U32(v) => {
-                for chunk in v.chunks(16384) {
-                    buf.clear();
-                    chunk
-                        .iter()
-                        .for_each(|t| buf.extend_from_slice(&t.to_le_bytes()));
-                    w.write_all(&buf).map_err(io)?;
-                }
-            }
+            TokenArray::U16(v) => write_le(&mut w, v, u16::to_le_bytes, &mut buf),
+            TokenArray::U32(v) => write_le(&mut w, v, u32::to_le_bytes, &mut buf),
         }
+        .map_err(io)?;
     }
     let crc = w.crc.clone().finalize();
     let total = w.written + TRAILER_LEN as u64;
@@ -326,6 +305,21 @@ pub fn save(path: &Path, split: &TokenizedSplit) -> Result<()> {
     out.write_all(&total.to_le_bytes()).map_err(io)?;
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.commit().map_err(io)
+}
+
+/// Writes `values` little-endian (`to_le`) through `buf`, 64 KiB at a time.
+fn write_le<T: Copy, const N: usize>(
+    w: &mut impl Write,
+    values: &[T],
+    to_le: fn(T) -> [u8; N],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    for chunk in values.chunks((1 << 16) / N) {
+        buf.clear();
+        chunk.iter().for_each(|&v| buf.extend_from_slice(&to_le(v)));
+        w.write_all(buf)?;
+    }
+    Ok(())
 }
 
 /// Reads a tokenised split, checking its length, checksum, header and array sizes.

@@ -6,12 +6,14 @@ the KV cache (generate's default), no stop token. The whole `generate` call is t
 the first run is a warm-up and the median of the others is reported as new tokens per
 second.
 """
-import json
+import pathlib
 import sys
-import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "python"))
+from bench_common import emit, median_seconds  # noqa: E402
 
 torch.set_num_threads(2)
 PREFIX, NEW_TOKENS = 50, 100
@@ -31,21 +33,15 @@ def main():
         )
         mask = torch.ones_like(ids)
         runs = 2 if quick else 4
-        times = []
-        for run in range(runs + 1):
-            start = time.perf_counter()
+
+        def run():
             with torch.no_grad():
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW_TOKENS,
                                      do_sample=False, use_cache=True)
-            elapsed = time.perf_counter() - start
             assert out.shape == (batch, PREFIX + NEW_TOKENS), out.shape
-            if run > 0:
-                times.append(elapsed)
-            print(f"batch {batch} run {run}: {elapsed:.3f} s", file=sys.stderr)
-        times.sort()
-        median = times[len(times) // 2]
-        print(json.dumps({"case": f"batch {batch}, 50+100", "metric": "tokens_per_s",
-                          "value": round(batch * NEW_TOKENS / median, 2), "better": "higher"}), flush=True)
+
+        median = median_seconds(run, runs, f"batch {batch}")
+        emit(f"batch {batch}, 50+100", "tokens_per_s", round(batch * NEW_TOKENS / median, 2), "higher")
 
 
 if __name__ == "__main__":

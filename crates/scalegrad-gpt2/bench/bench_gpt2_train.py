@@ -6,12 +6,14 @@ in training mode (dropout on), `GPT2LMHeadModel(ids, labels=ids).loss`, backward
 first step is a warm-up; the median of the others is reported as tokens per second.
 Stock glibc settings, as REFERENCE.md section 6 states.
 """
-import json
+import pathlib
 import sys
-import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "python"))
+from bench_common import emit, median_seconds  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -24,21 +26,15 @@ def main():
         model = GPT2LMHeadModel(config).train()
         optim = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-8)
         ids = torch.tensor([(i * 7919 + 13) % 50257 for i in range(batch * length)]).reshape(batch, length)
-        times = []
-        for step in range(steps + 1):
-            start = time.perf_counter()
+
+        def step():
             loss = model(input_ids=ids, labels=ids).loss
             loss.backward()
             optim.step()
             optim.zero_grad(set_to_none=True)
-            elapsed = time.perf_counter() - start
-            if step > 0:
-                times.append(elapsed)
-            print(f"{batch}x{length} step {step}: {elapsed:.3f} s", file=sys.stderr)
-        times.sort()
-        median = times[len(times) // 2]
-        print(json.dumps({"case": f"{batch}x{length}", "metric": "tokens_per_s",
-                          "value": round(batch * length / median, 2), "better": "higher"}), flush=True)
+
+        median = median_seconds(step, steps, f"{batch}x{length}")
+        emit(f"{batch}x{length}", "tokens_per_s", round(batch * length / median, 2), "higher")
 
 
 if __name__ == "__main__":

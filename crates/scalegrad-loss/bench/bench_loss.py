@@ -47,13 +47,18 @@ def context(targets):
     return members, same, novel
 
 
-def closed_sg(logits, targets, gamma):
-    members, _, novel = context(targets)
+def target_logprobs(logits, targets):
+    """lp[b, t, s]: log-probability at position t of the target at s; nll[b, t]."""
     lse = torch.logsumexp(logits, -1, keepdim=True)
     t = targets.shape[1]
     idx = targets[:, None, :].expand(-1, t, -1)
     lp = logits.gather(-1, idx) - lse
-    nll = -torch.diagonal(lp, dim1=1, dim2=2)
+    return lp, -torch.diagonal(lp, dim1=1, dim2=2)
+
+
+def closed_sg(logits, targets, gamma):
+    members, _, novel = context(targets)
+    lp, nll = target_logprobs(logits, targets)
     mass = (lp.exp() * members).sum(-1)
     loss = nll + torch.log(gamma + (1 - gamma) * mass) - novel * torch.log(torch.tensor(gamma))
     return loss.mean()
@@ -61,11 +66,7 @@ def closed_sg(logits, targets, gamma):
 
 def closed_ul(logits, targets, alpha):
     members, same, _ = context(targets)
-    lse = torch.logsumexp(logits, -1, keepdim=True)
-    t = targets.shape[1]
-    idx = targets[:, None, :].expand(-1, t, -1)
-    lp = logits.gather(-1, idx) - lse
-    nll = -torch.diagonal(lp, dim1=1, dim2=2)
+    lp, nll = target_logprobs(logits, targets)
     pen = -(torch.clamp(1 - lp.exp(), min=1e-5).log() * (members & ~same)).sum(-1)
     return (nll + alpha * pen).mean()
 

@@ -12,4 +12,5 @@ pub mod optim;
 pub mod run;
 pub mod schedule;
 pub mod summarization;
+pub mod task;
 pub mod trainer;

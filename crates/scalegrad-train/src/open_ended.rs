@@ -2,13 +2,9 @@
 //! next-token metrics on teacher-forced windows and with continuation metrics on
 //! decoded text (REFERENCE.md §2).
 
-use std::cell::RefCell;
-use std::path::PathBuf;
-
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use scalegrad_data::{BatchSampler, LmBatch, LmWindows, collate_lm};
 use scalegrad_gpt2::{GenerationConfig, Gpt2, Strategy, generate};
-use scalegrad_loss::Objective;
 use scalegrad_metrics::{
     ContinuationAccumulator, NextTokenAccumulator, Perplexity, WindowPredictions,
     WordContinuationAccumulator, WordTokenizer,
@@ -20,27 +16,10 @@ use tokenizers::Tokenizer;
 
 use crate::config::DecodingSpec;
 use crate::log::Progress;
-use crate::trainer::{Task, Validation, objective_in_chunks};
+use crate::task::{Task, TaskData, Validation, objective_in_chunks};
 
 /// The training side: seeded batches of training windows, validation windows.
-pub struct LmTask<'a> {
-    /// Training windows.
-    pub train: LmWindows<'a>,
-    /// Validation windows.
-    pub valid: LmWindows<'a>,
-    /// Batch order of the training windows.
-    pub sampler: BatchSampler,
-    /// The objective (validation reports it beside the NLL).
-    pub objective: Objective,
-    /// Windows per validation batch.
-    pub batch_size: usize,
-    /// Validate on at most this many windows.
-    pub max_valid: Option<usize>,
-    /// Folder whose tokenizer files are copied next to saved models.
-    pub tokenizer_dir: PathBuf,
-    /// The permutation of the current epoch, computed once per epoch.
-    pub epoch_cache: RefCell<Option<(u64, Vec<Vec<usize>>)>>,
-}
+pub type LmTask<'a> = TaskData<LmWindows<'a>>;
 
 /// Tensors of an LM batch on `device`: inputs, an attention mask when any position is
 /// padding, and targets.
@@ -58,21 +37,16 @@ pub fn lm_tensors(
     (ids, mask, targets)
 }
 
-impl Task for LmTask<'_> {
+impl Task for TaskData<LmWindows<'_>> {
     type Model = Gpt2;
     type Batch = LmBatch;
 
-    fn batches_per_epoch(&self) -> usize {
-        self.sampler.batches_per_epoch()
+    fn sampler(&self) -> &BatchSampler {
+        &self.sampler
     }
 
-    fn batch(&self, epoch: u64, index: usize) -> LmBatch {
-        let mut cache = self.epoch_cache.borrow_mut();
-        if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            *cache = Some((epoch, self.sampler.epoch(epoch)));
-        }
-        let batches = &cache.as_ref().expect("just filled").1;
-        collate_lm(&self.train, batches[index % batches.len()].clone())
+    fn collate(&self, indices: Vec<usize>) -> LmBatch {
+        collate_lm(&self.train, indices)
     }
 
     fn hidden(
@@ -95,11 +69,8 @@ impl Task for LmTask<'_> {
 
     fn validate(&self, model: &Gpt2, chunk_bytes: usize) -> Result<Validation, String> {
         let device = model.device();
-        let n = self
-            .max_valid
-            .map_or(self.valid.len(), |m| m.min(self.valid.len()));
         Validation::over_batches(
-            n,
+            self.valid_examples(self.valid.len()),
             self.batch_size,
             "the validation split has no windows; lower data.block_size",
             |indices| {

@@ -1,44 +1,28 @@
 //! The summarisation experiment: BERT2BERT on CNN/DailyMail, evaluated with ROUGE on
 //! beam-search summaries, repetition inside summaries and novel n-grams (REFERENCE.md §2).
 
-use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use scalegrad_bert2bert::{
     Bert2Bert, Bert2BertConfig, GenerationConfig, generate, save_pretrained,
 };
 use scalegrad_data::{BatchSampler, Seq2SeqBatch, SummarizationSet, collate_seq2seq};
-use scalegrad_loss::Objective;
 use scalegrad_metrics::{BootstrapConfig, RougeReport, RougeScorer, SummaryAccumulator};
 pub use scalegrad_results::{SummarizationMetrics, SummarySample};
 use tokenizers::Tokenizer;
 
 use crate::log::Progress;
-use crate::trainer::{Task, Validation, objective_in_chunks};
+use crate::task::{Task, TaskData, Validation, objective_in_chunks};
 
 /// The training side: seeded batches of examples (bucketed by length), validation set.
 pub struct SummarizationTask<'a> {
-    /// Training examples.
-    pub train: SummarizationSet<'a>,
-    /// Validation examples.
-    pub valid: SummarizationSet<'a>,
-    /// Batch order of the training examples.
-    pub sampler: BatchSampler,
-    /// The objective.
-    pub objective: Objective,
-    /// Examples per validation batch.
-    pub batch_size: usize,
-    /// Validate on at most this many examples.
-    pub max_valid: Option<usize>,
+    /// Training and validation pairs, batch order, objective.
+    pub data: TaskData<SummarizationSet<'a>>,
     /// `[PAD]`.
     pub pad_id: u32,
     /// The model's config (saved with the best model).
     pub model_config: Bert2BertConfig,
-    /// Folder whose tokenizer files are copied next to saved models.
-    pub tokenizer_dir: PathBuf,
-    /// The permutation of the current epoch.
-    pub epoch_cache: RefCell<Option<(u64, Vec<Vec<usize>>)>>,
 }
 
 /// Tensors of a batch: source ids and mask, decoder ids and mask, labels.
@@ -66,21 +50,12 @@ impl Task for SummarizationTask<'_> {
     type Model = Bert2Bert;
     type Batch = Seq2SeqBatch;
 
-    fn batches_per_epoch(&self) -> usize {
-        self.sampler.batches_per_epoch()
+    fn sampler(&self) -> &BatchSampler {
+        &self.data.sampler
     }
 
-    fn batch(&self, epoch: u64, index: usize) -> Seq2SeqBatch {
-        let mut cache = self.epoch_cache.borrow_mut();
-        if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            *cache = Some((epoch, self.sampler.epoch(epoch)));
-        }
-        let batches = &cache.as_ref().expect("just filled").1;
-        collate(
-            &self.train,
-            batches[index % batches.len()].clone(),
-            self.pad_id,
-        )
+    fn collate(&self, indices: Vec<usize>) -> Seq2SeqBatch {
+        collate(&self.data.train, indices, self.pad_id)
     }
 
     fn hidden(
@@ -106,22 +81,20 @@ impl Task for SummarizationTask<'_> {
 
     fn validate(&self, model: &Bert2Bert, chunk_bytes: usize) -> Result<Validation, String> {
         let device = model.device();
-        let n = self
-            .max_valid
-            .map_or(self.valid.len(), |m| m.min(self.valid.len()));
+        let data = &self.data;
         Validation::over_batches(
-            n,
-            self.batch_size,
+            data.valid_examples(data.valid.len()),
+            data.batch_size,
             "the validation split has no examples",
             |indices| {
-                let batch = collate(&self.valid, indices, self.pad_id);
-                objective_in_chunks(self, model, &self.objective, &batch, &device, chunk_bytes)
+                let batch = collate(&data.valid, indices, self.pad_id);
+                objective_in_chunks(self, model, &data.objective, &batch, &device, chunk_bytes)
             },
         )
     }
 
     fn save_best(&self, model: &Bert2Bert, dir: &Path) -> Result<(), String> {
-        save_model_dir(model, &self.model_config, &self.tokenizer_dir, dir)
+        save_model_dir(model, &self.model_config, &self.data.tokenizer_dir, dir)
     }
 }
 

@@ -105,18 +105,10 @@ impl Size {
     }
 
     fn b2b(self) -> Bert2BertConfig {
-        let mut config = Bert2BertConfig::bert_small();
-        if self == Size::Tiny {
-            for side in [&mut config.encoder, &mut config.decoder] {
-                side.vocab_size = 300;
-                side.hidden_size = 32;
-                side.num_hidden_layers = 2;
-                side.num_attention_heads = 4;
-                side.intermediate_size = 64;
-                side.max_position_embeddings = 64;
-            }
+        match self {
+            Size::Paper => Bert2BertConfig::bert_small(),
+            Size::Tiny => Bert2BertConfig::tiny(300),
         }
-        config
     }
 }
 
@@ -273,9 +265,33 @@ fn optimizer(execution: Execution) -> Result<burn::optim::ModuleOptimizer> {
     Ok(adamw(&section, AdamWUpdate::for_execution(execution)))
 }
 
+/// Seconds per optimiser step of training `model` on `loss` (forward, backward, an
+/// AdamW step at `lr`), timed after two warm-up steps.
+fn seconds_per_step<M: Module>(
+    mut model: M,
+    device: &Device,
+    steps: usize,
+    execution: Execution,
+    lr: f64,
+    loss: impl Fn(&M) -> Tensor<1>,
+) -> Result<f64> {
+    let mut optim = optimizer(execution)?;
+    let mut start = Instant::now();
+    for step in 0..steps + 2 {
+        if step == 2 {
+            sync(device)?;
+            start = Instant::now();
+        }
+        let grads = GradientsParams::from_grads(loss(&model).backward(), &model);
+        model = optim.step(lr, model, grads);
+    }
+    sync(device)?;
+    Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+}
+
 /// Seconds per optimiser step of the GPT-2 train step.
 fn time_gpt2_train(
-    mut model: Gpt2,
+    model: Gpt2,
     objective: &Objective,
     batch: usize,
     len: usize,
@@ -283,27 +299,16 @@ fn time_gpt2_train(
     execution: Execution,
 ) -> Result<f64> {
     let device = model.device();
-    let vocab = model.config().vocab_size;
-    let ids = ids(batch, len, vocab, 1, &device);
-    let mut optim = optimizer(execution)?;
-    let mut start = Instant::now();
-    for step in 0..steps + 2 {
-        if step == 2 {
-            sync(&device)?;
-            start = Instant::now();
-        }
+    let ids = ids(batch, len, model.config().vocab_size, 1, &device);
+    seconds_per_step(model, &device, steps, execution, 2e-5, |model| {
         let (logits, targets) = shift_for_next_token(model.forward(ids.clone(), None), ids.clone());
-        let loss = objective.forward(logits, targets);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(2e-5, model, grads);
-    }
-    sync(&device)?;
-    Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+        objective.forward(logits, targets)
+    })
 }
 
 /// Seconds per optimiser step of the BERT2BERT train step (cross-entropy).
 fn time_b2b_train(
-    mut model: Bert2Bert,
+    model: Bert2Bert,
     vocab: u32,
     (batch, source, target): (usize, usize, usize),
     steps: usize,
@@ -317,25 +322,15 @@ fn time_b2b_train(
     let mask = Tensor::<2, Int>::ones([batch, source], &device);
     let labels = ids(batch, target, vocab as usize, 3, &device);
     let decoder_ids = shift_tokens_right(labels.clone(), 0, 101);
-    let mut optim = optimizer(execution)?;
-    let mut start = Instant::now();
-    for step in 0..steps + 2 {
-        if step == 2 {
-            sync(&device)?;
-            start = Instant::now();
-        }
+    seconds_per_step(model, &device, steps, execution, 1e-4, |model| {
         let logits = model.forward(
             source_ids.clone(),
             Some(mask.clone()),
             decoder_ids.clone(),
             None,
         );
-        let loss = objective.forward(logits, labels.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-4, model, grads);
-    }
-    sync(&device)?;
-    Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+        objective.forward(logits, labels.clone())
+    })
 }
 
 fn sync(device: &Device) -> Result<()> {

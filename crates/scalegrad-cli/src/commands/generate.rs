@@ -13,9 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ModelArgs;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::tokenizer::load_tokenizer;
 use scalegrad_gpt2::{GenerationConfig, Gpt2, Strategy, generate};
 
@@ -39,12 +39,8 @@ enum StrategyArg {
 /// Arguments of `scalegrad generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model directory or Hugging Face hub id (e.g. `distilgpt2`).
-    #[arg(long, value_name = "DIR|HUB_ID")]
-    model: String,
-    /// Hub revision (branch, tag or commit) when `--model` is a hub id.
-    #[arg(long)]
-    revision: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// A prompt; repeat the flag for several.
     #[arg(
         long,
@@ -152,12 +148,7 @@ pub fn run(args: Args) -> Result<()> {
     let prompts = args.prompts()?;
     let device = args.device.backend.device()?;
 
-    let dir = resolve_model_dir(
-        &HubConfig::from_env(),
-        &args.model,
-        args.revision.as_deref(),
-    )
-    .with_context(|| format!("finding the model `{}`", args.model))?;
+    let dir = args.model.dir()?;
     let (model, report) = Gpt2::from_pretrained(&dir, &device)
         .with_context(|| format!("loading the GPT-2 checkpoint in {}", dir.display()))?;
     let precision = args.device.precision_on(&device)?;

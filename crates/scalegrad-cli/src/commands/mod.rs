@@ -10,8 +10,35 @@ mod rouge;
 mod summarize;
 mod train;
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use scalegrad_data::hub::{HubConfig, resolve_model_dir};
+
+/// The model a decoding command loads: `--model` and `--revision`.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Model directory or Hugging Face hub id (`distilgpt2` for `generate`, a BERT2BERT
+    /// such as `patrickvonplaten/bert2bert_cnn_daily_mail` for `summarize`).
+    #[arg(long, value_name = "DIR|HUB_ID")]
+    model: String,
+    /// Hub revision (branch, tag or commit) when `--model` is a hub id.
+    #[arg(long)]
+    revision: Option<String>,
+}
+
+impl ModelArgs {
+    /// The model's local folder (downloaded into the hub cache when it is a hub id).
+    pub fn dir(&self) -> Result<PathBuf> {
+        resolve_model_dir(
+            &HubConfig::from_env(),
+            &self.model,
+            self.revision.as_deref(),
+        )
+        .with_context(|| format!("finding the model `{}`", self.model))
+    }
+}
 
 /// Every subcommand of `scalegrad`.
 #[derive(Debug, Subcommand)]

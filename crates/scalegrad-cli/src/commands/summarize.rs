@@ -24,12 +24,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ModelArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use scalegrad_bert2bert::{
     EarlyStopping, GenerationConfig, GenerationOverrides, generate, load_pretrained,
 };
-use scalegrad_data::hub::{HubConfig, resolve_model_dir};
 use scalegrad_data::reader::read_columns;
 use scalegrad_data::tokenizer::load_tokenizer;
 use tokenizers::{Tokenizer, TruncationParams};
@@ -40,12 +40,8 @@ use crate::backend::DeviceArgs;
 /// Arguments of `scalegrad summarize`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model directory or Hugging Face hub id.
-    #[arg(long, value_name = "DIR|HUB_ID")]
-    model: String,
-    /// Hub revision (branch, tag or commit) when `--model` is a hub id.
-    #[arg(long)]
-    revision: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Articles: `.parquet` (`article` column), `.jsonl`/`.json` (strings or objects with
     /// `article`), or text (one article per line).
     #[arg(long, value_name = "FILE")]
@@ -227,12 +223,7 @@ pub fn run(args: Args) -> Result<()> {
     let articles = read_articles(&args.input)?;
     let device = args.device.backend.device()?;
 
-    let dir = resolve_model_dir(
-        &HubConfig::from_env(),
-        &args.model,
-        args.revision.as_deref(),
-    )
-    .with_context(|| format!("finding the model `{}`", args.model))?;
+    let dir = args.model.dir()?;
     let mut loaded = load_pretrained(&dir, &device)
         .with_context(|| format!("loading the BERT2BERT checkpoint in {}", dir.display()))?;
     let precision = args.device.precision_on(&device)?;

@@ -47,43 +47,52 @@ pub struct EvalArgs {
 
 /// Trains (or, for `eval_only` configs, evaluates) a config.
 pub fn run(args: Args) -> Result<()> {
-    let device = args.device.backend.device()?;
-    let opts = RunOptions {
-        config_path: args.config.clone(),
-        out: args.out,
-        backend: args.device.backend.name().to_string(),
-        execution: args.device.backend.execution(),
-        device,
-        resume: args.resume,
-        restart: args.restart,
-        max_steps: args.max_steps,
-        eval_model: None,
-        precision: args.device.precision,
-        code_revision: env!("SCALEGRAD_GIT_REVISION").to_string(),
-    };
-    let dir = run_config(&opts).with_context(|| format!("run {}", args.config.display()))?;
-    println!("{}", dir.display());
-    Ok(())
+    let context = format!("run {}", args.config.display());
+    run_with(&args.device, args.config, args.out, &context, |opts| {
+        RunOptions {
+            resume: args.resume,
+            restart: args.restart,
+            max_steps: args.max_steps,
+            ..opts
+        }
+    })
 }
 
 /// Evaluates a model with a config's data and evaluation settings.
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let device = args.device.backend.device()?;
-    let opts = RunOptions {
-        config_path: args.config.clone(),
-        out: args.out,
-        backend: args.device.backend.name().to_string(),
-        execution: args.device.backend.execution(),
-        device,
+    let context = format!("evaluating with {}", args.config.display());
+    run_with(&args.device, args.config, args.out, &context, |opts| {
+        RunOptions {
+            restart: true,
+            eval_model: Some(args.model.unwrap_or_default()),
+            ..opts
+        }
+    })
+}
+
+/// Runs `config` into `out` on the device the flags choose, with the options `adjust`
+/// sets (a plain run otherwise), and prints the run folder.
+fn run_with(
+    device: &DeviceArgs,
+    config: PathBuf,
+    out: PathBuf,
+    context: &str,
+    adjust: impl FnOnce(RunOptions) -> RunOptions,
+) -> Result<()> {
+    let opts = adjust(RunOptions {
+        config_path: config,
+        out,
+        backend: device.backend.name().to_string(),
+        execution: device.backend.execution(),
+        device: device.backend.device()?,
         resume: false,
-        restart: true,
+        restart: false,
         max_steps: None,
-        eval_model: Some(args.model.unwrap_or_default()),
-        precision: args.device.precision,
+        eval_model: None,
+        precision: device.precision,
         code_revision: env!("SCALEGRAD_GIT_REVISION").to_string(),
-    };
-    let dir =
-        run_config(&opts).with_context(|| format!("evaluating with {}", args.config.display()))?;
+    });
+    let dir = run_config(&opts).context(context.to_string())?;
     println!("{}", dir.display());
     Ok(())
 }

@@ -233,49 +233,23 @@ fn mistakes_are_errors_that_say_what_to_fix() {
     ]));
     assert!(err.contains("article"), "{err}");
 
-    let err = failure(&summarize(&[
-        "--model",
-        &model,
-        "--input",
-        &input,
-        "--num-beams",
-        "0",
-    ]));
-    assert!(err.contains("num_beams must be at least 1"), "{err}");
-
-    let err = failure(&summarize(&[
-        "--model",
-        &model,
-        "--input",
-        &input,
-        "--max-length",
-        "100",
-    ]));
-    assert!(
-        err.contains("max_length 100 exceeds the decoder's 64 positions"),
-        "{err}"
-    );
-
-    let err = failure(&summarize(&[
-        "--model",
-        &model,
-        "--input",
-        &input,
-        "--max-source-length",
-        "65",
-    ]));
-    assert!(
-        err.contains("--max-source-length must be in 1..=64"),
-        "{err}"
-    );
-
-    let err = failure(&summarize(&[
-        "--model",
-        &model,
-        "--input",
-        &input,
-        "--early-stopping",
-        "maybe",
-    ]));
-    assert!(err.contains("expected true, false or never"), "{err}");
+    for (flag, value, expected) in [
+        ("--num-beams", "0", "num_beams must be at least 1"),
+        (
+            "--max-length",
+            "100",
+            "max_length 100 exceeds the decoder's 64 positions",
+        ),
+        (
+            "--max-source-length",
+            "65",
+            "--max-source-length must be in 1..=64",
+        ),
+        ("--early-stopping", "maybe", "expected true, false or never"),
+    ] {
+        let err = failure(&summarize(&[
+            "--model", &model, "--input", &input, flag, value,
+        ]));
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+    }
 }

@@ -9,6 +9,7 @@ use scalegrad_data::tokenizer::{
     train_bpe_tokenizer, train_wordpiece_tokenizer,
 };
 use serde_json::Value;
+use tokenizers::Tokenizer;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -26,6 +27,21 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
+/// Encodes a recorded case's text (with special tokens) and checks the ids against the
+/// recorded ones; returns the text and the ids.
+fn encodes_as_recorded<'a>(tok: &Tokenizer, case: &'a Value, label: &str) -> (&'a str, Vec<u32>) {
+    let text = case["text"].as_str().unwrap();
+    let expected = ids(&case["ids"]);
+    let enc = tok.encode(text, true).unwrap();
+    assert_eq!(
+        enc.get_ids(),
+        expected.as_slice(),
+        "{label} ids of {text:?}: rust={:?}, python={expected:?}",
+        enc.get_ids()
+    );
+    (text, expected)
+}
+
 #[test]
 fn bert_from_vocab_txt_matches_bert_tokenizer_fast_ids_and_decodes() {
     let parity = json("bert_parity.json");
@@ -39,15 +55,7 @@ fn bert_from_vocab_txt_matches_bert_tokenizer_fast_ids_and_decodes() {
         );
         let tok = load_tokenizer(&dir).unwrap();
         for case in cases.as_array().unwrap() {
-            let text = case["text"].as_str().unwrap();
-            let expected = ids(&case["ids"]);
-            let enc = tok.encode(text, true).unwrap();
-            assert_eq!(
-                enc.get_ids(),
-                expected.as_slice(),
-                "{setting} ids of {text:?}: rust={:?}, python={expected:?}",
-                enc.get_ids()
-            );
+            let (text, expected) = encodes_as_recorded(&tok, case, setting);
             let decoded = tok.decode(&expected, true).unwrap();
             assert_eq!(
                 decoded,
@@ -83,15 +91,7 @@ fn gpt2_tokenizer_json_matches_gpt2_tokenizer_fast() {
         Some(parity["eos_id"].as_u64().unwrap() as u32)
     );
     for case in parity["cases"].as_array().unwrap() {
-        let text = case["text"].as_str().unwrap();
-        let expected = ids(&case["ids"]);
-        let enc = tok.encode(text, true).unwrap();
-        assert_eq!(
-            enc.get_ids(),
-            expected.as_slice(),
-            "ids of {text:?}: rust={:?}, python={expected:?}",
-            enc.get_ids()
-        );
+        let (text, expected) = encodes_as_recorded(&tok, case, "gpt2");
         assert_eq!(
             tok.decode(&expected, false).unwrap(),
             case["decoded"].as_str().unwrap(),

@@ -1,8 +1,6 @@
 //! The open-ended experiment's run: a GPT-2 (from scratch or a checkpoint) trained on
 //! windows of the tokenised text, then scored on the test split.
 
-use std::cell::RefCell;
-
 use scalegrad_data::cache::TokenArray;
 use scalegrad_data::lm::{LastWindow, WindowConfig};
 use scalegrad_data::tokenizer::GPT2_EOS;
@@ -140,6 +138,5 @@ fn task<'a>(
         batch_size: config.training.batch_size,
         max_valid: config.data.max_valid_examples,
         tokenizer_dir: data.tokenizer_dir.clone(),
-        epoch_cache: RefCell::new(None),
     })
 }

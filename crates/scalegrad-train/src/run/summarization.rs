@@ -2,8 +2,6 @@
 //! trained on article/highlights pairs, then summarising the test split with the
 //! checkpoint's generation settings and `[evaluation]`'s overrides.
 
-use std::cell::RefCell;
-
 use burn::tensor::Device;
 use scalegrad_bert2bert::{
     Bert2Bert, Bert2BertConfig, GenerationConfig, GenerationOverrides, GenerationSettings,
@@ -18,6 +16,7 @@ use super::results::{Outcome, Results};
 use super::steps::{RunData, toml_to_json};
 use super::{Result, Run};
 use crate::summarization::{SummarizationEval, SummarizationTask, evaluate};
+use crate::task::TaskData;
 
 /// Data, model, training and evaluation of a summarisation run.
 pub(super) fn run(run: &Run) -> Result<Outcome> {
@@ -37,22 +36,23 @@ pub(super) fn run(run: &Run) -> Result<Outcome> {
     let lengths: Vec<usize> = (0..n_train).map(|i| train.source_len(i)).collect();
     let config = run.config;
     let task = SummarizationTask {
-        sampler: BatchSampler::with_lengths(
-            lengths,
-            SamplerConfig {
-                bucket_batches: Some(50),
-                ..SamplerConfig::shuffled(config.training.batch_size, config.run.seed)
-            },
-        )?,
-        train,
-        valid,
-        objective: objective.clone(),
-        batch_size: config.training.batch_size,
-        max_valid: config.data.max_valid_examples,
+        data: TaskData {
+            sampler: BatchSampler::with_lengths(
+                lengths,
+                SamplerConfig {
+                    bucket_batches: Some(50),
+                    ..SamplerConfig::shuffled(config.training.batch_size, config.run.seed)
+                },
+            )?,
+            train,
+            valid,
+            objective: objective.clone(),
+            batch_size: config.training.batch_size,
+            max_valid: config.data.max_valid_examples,
+            tokenizer_dir: data.tokenizer_dir.clone(),
+        },
         pad_id: ids.pad,
         model_config,
-        tokenizer_dir: data.tokenizer_dir.clone(),
-        epoch_cache: RefCell::new(None),
     };
     let (trained, model) = run.train(&task, model, train_device, objective, |best| {
         Ok(

@@ -1,7 +1,7 @@
 //! The training loop: an interrupted and resumed run reproduces an uninterrupted one,
 //! and a NaN loss stops the run with the last good checkpoint intact.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -62,7 +62,6 @@ fn task<'a>(tokens: &'a TokenArray, tokenizer_dir: &Path, config: &RunConfig) ->
         batch_size: 4,
         max_valid: Some(8),
         tokenizer_dir: tokenizer_dir.to_path_buf(),
-        epoch_cache: RefCell::new(None),
     }
 }
 
@@ -168,20 +167,11 @@ fn resumed_run_follows_the_uninterrupted_loss_curve(execution: Execution) {
     }
     // The losses must move, or the comparison above proves nothing.
     assert!((a[0].1 - a[5].1).abs() > 1e-3, "loss did not change: {a:?}");
-    let state_a = std::fs::read_to_string(
-        checkpoint::latest(&straight)
-            .unwrap()
-            .unwrap()
-            .join("state.json"),
-    )
-    .unwrap();
-    let state_b = std::fs::read_to_string(
-        checkpoint::latest(&resumed)
-            .unwrap()
-            .unwrap()
-            .join("state.json"),
-    )
-    .unwrap();
+    let state = |run: &Path| {
+        let latest = checkpoint::latest(run).unwrap().unwrap();
+        std::fs::read_to_string(latest.join("state.json")).unwrap()
+    };
+    let (state_a, state_b) = (state(&straight), state(&resumed));
     let strip = |s: &str| {
         s.lines()
             .filter(|l| !l.contains("train_seconds"))
@@ -195,41 +185,37 @@ fn resumed_run_follows_the_uninterrupted_loss_curve(execution: Execution) {
     );
 }
 
-/// The LM task with the second half of the first row's targets ignored, so that rows
-/// score different numbers of tokens (a per-chunk mean would then differ from the mean).
-struct HalfIgnored<'a>(LmTask<'a>);
+/// The LM task with its hidden states and targets passed through `alter`.
+struct Altered<'a, F> {
+    inner: LmTask<'a>,
+    alter: F,
+}
 
-impl Task for HalfIgnored<'_> {
+type Hidden = (Tensor<3>, Tensor<2, Int>);
+
+impl<F: Fn(Hidden) -> Hidden> Task for Altered<'_, F> {
     type Model = Gpt2;
     type Batch = LmBatch;
-    fn batches_per_epoch(&self) -> usize {
-        self.0.batches_per_epoch()
+    fn sampler(&self) -> &BatchSampler {
+        self.inner.sampler()
     }
-    fn batch(&self, epoch: u64, index: usize) -> LmBatch {
-        self.0.batch(epoch, index)
+    fn collate(&self, indices: Vec<usize>) -> LmBatch {
+        self.inner.collate(indices)
     }
-    fn hidden(
-        &self,
-        model: &Gpt2,
-        batch: &LmBatch,
-        device: &Device,
-    ) -> (Tensor<3>, Tensor<2, Int>) {
-        let (hidden, targets) = self.0.hidden(model, batch, device);
-        let [_, len] = targets.dims();
-        let ignored = Tensor::<2, Int>::full([1, len / 2], -100, &targets.device());
-        (hidden, targets.slice_assign([0..1, len / 2..len], ignored))
+    fn hidden(&self, model: &Gpt2, batch: &LmBatch, device: &Device) -> Hidden {
+        (self.alter)(self.inner.hidden(model, batch, device))
     }
     fn head(&self, model: &Gpt2, hidden: Tensor<3>) -> Tensor<3> {
-        self.0.head(model, hidden)
+        self.inner.head(model, hidden)
     }
     fn vocab_size(&self, model: &Gpt2) -> usize {
-        self.0.vocab_size(model)
+        self.inner.vocab_size(model)
     }
     fn validate(&self, model: &Gpt2, chunk_bytes: usize) -> Result<Validation, String> {
-        self.0.validate(model, chunk_bytes)
+        self.inner.validate(model, chunk_bytes)
     }
     fn save_best(&self, model: &Gpt2, dir: &Path) -> Result<(), String> {
-        self.0.save_best(model, dir)
+        self.inner.save_best(model, dir)
     }
 }
 
@@ -241,12 +227,21 @@ fn the_objective_in_chunks_of_rows_equals_the_whole_batch() {
     let config = config();
     let tokens = tokens();
     let tmp = tempfile::tempdir().unwrap();
-    let task = HalfIgnored(task(&tokens, tmp.path(), &config));
-    let objective = &task.0.objective;
+    // The second half of the first row's targets ignored, so that rows score different
+    // numbers of tokens (a per-chunk mean would then differ from the mean).
+    let task = Altered {
+        inner: task(&tokens, tmp.path(), &config),
+        alter: |(hidden, targets): Hidden| {
+            let [_, len] = targets.dims();
+            let ignored = Tensor::<2, Int>::full([1, len / 2], -100, &targets.device());
+            (hidden, targets.slice_assign([0..1, len / 2..len], ignored))
+        },
+    };
+    let objective = &task.inner.objective;
     let device = Device::flex().autodiff();
     // Validation mode: no dropout, so both passes compute the same function.
     let model = model(&device, Execution::Host).valid();
-    let batch = task.batch(0, 0);
+    let batch = task.collate(task.sampler().epoch(0)[0].clone());
     let plain = Device::flex();
     let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
     let whole = objective_in_chunks(&task, &model, objective, &batch, &plain, usize::MAX);
@@ -284,50 +279,6 @@ fn the_objective_in_chunks_of_rows_equals_the_whole_batch() {
     );
 }
 
-/// Wraps the LM task and poisons the logits of one batch with NaN.
-struct Poisoned<'a> {
-    inner: LmTask<'a>,
-    poisoned_step: usize,
-    calls: RefCell<usize>,
-}
-
-impl Task for Poisoned<'_> {
-    type Model = Gpt2;
-    type Batch = LmBatch;
-    fn batches_per_epoch(&self) -> usize {
-        self.inner.batches_per_epoch()
-    }
-    fn batch(&self, epoch: u64, index: usize) -> LmBatch {
-        self.inner.batch(epoch, index)
-    }
-    fn hidden(
-        &self,
-        model: &Gpt2,
-        batch: &LmBatch,
-        device: &Device,
-    ) -> (Tensor<3>, Tensor<2, Int>) {
-        *self.calls.borrow_mut() += 1;
-        let (hidden, targets) = self.inner.hidden(model, batch, device);
-        if *self.calls.borrow() == self.poisoned_step {
-            (hidden * f32::NAN, targets)
-        } else {
-            (hidden, targets)
-        }
-    }
-    fn head(&self, model: &Gpt2, hidden: Tensor<3>) -> Tensor<3> {
-        self.inner.head(model, hidden)
-    }
-    fn vocab_size(&self, model: &Gpt2) -> usize {
-        self.inner.vocab_size(model)
-    }
-    fn validate(&self, model: &Gpt2, chunk_bytes: usize) -> Result<Validation, String> {
-        self.inner.validate(model, chunk_bytes)
-    }
-    fn save_best(&self, model: &Gpt2, dir: &Path) -> Result<(), String> {
-        self.inner.save_best(model, dir)
-    }
-}
-
 /// The step of a NaN loss is found exactly even when the statistics are read only every
 /// few steps (`log_every = 4` here: steps 1 to 3 are read before the checkpoint at 3,
 /// step 4 at its log, steps 5 and 6 only before the validation of step 6).
@@ -348,10 +299,15 @@ fn nan_loss_stops_the_run(execution: Execution, log_every: usize) {
     config.training.log_every = log_every;
     let tokens = tokens();
     let tmp = tempfile::tempdir().unwrap();
-    let task = Poisoned {
+    // The logits of the fifth batch poisoned with NaN.
+    let calls = Cell::new(0);
+    let task = Altered {
         inner: task(&tokens, tmp.path(), &config),
-        poisoned_step: 5,
-        calls: RefCell::new(0),
+        alter: |(hidden, targets): Hidden| {
+            calls.set(calls.get() + 1);
+            let poison = if calls.get() == 5 { f32::NAN } else { 1.0 };
+            (hidden * poison, targets)
+        },
     };
     let device = Device::flex().autodiff();
     let dir = tmp.path().join("run");
