@@ -35,11 +35,13 @@ fn main() {
     let model = Bert2BertConfig::bert_small()
         .init(&device)
         .with_execution(scalegrad_ops::Execution::Host);
-    let config = GenerationConfig::greedy(NEW_TOKENS + 1, 101, None)
-        .with_num_beams(4)
-        .with_no_repeat_ngram_size(3)
-        .with_length_penalty(2.0)
-        .with_early_stopping(EarlyStopping::True);
+    let config = GenerationConfig {
+        num_beams: 4,
+        no_repeat_ngram_size: 3,
+        length_penalty: 2.0,
+        early_stopping: EarlyStopping::True,
+        ..GenerationConfig::greedy(NEW_TOKENS + 1, 101, None)
+    };
     for batch in [1usize, 4] {
         let source = ids(batch, SOURCE, 1, &device);
         let mask = Tensor::<2, Int>::ones([batch, SOURCE], &device);

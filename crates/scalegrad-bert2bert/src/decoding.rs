@@ -387,7 +387,10 @@ mod tests {
     use super::*;
 
     fn config(beams: usize) -> GenerationConfig {
-        GenerationConfig::greedy(6, 0, Some(3)).with_num_beams(beams)
+        GenerationConfig {
+            num_beams: beams,
+            ..GenerationConfig::greedy(6, 0, Some(3))
+        }
     }
 
     #[test]
@@ -468,7 +471,14 @@ mod tests {
             "runs to max_length - 1 tokens"
         );
         // With a bigram ban, after 0 1 1 the pair (1, 1) may not repeat: EOS wins.
-        let out = greedy_search(&mut table(), 1, &config(1).with_no_repeat_ngram_size(2));
+        let out = greedy_search(
+            &mut table(),
+            1,
+            &GenerationConfig {
+                no_repeat_ngram_size: 2,
+                ..config(1)
+            },
+        );
         assert_eq!(out[0].tokens, vec![1, 1, 3]);
     }
 
@@ -480,7 +490,11 @@ mod tests {
         assert_eq!(out[0].tokens, vec![1, 3]);
         let mut t = table();
         t.table[1] = [0.0, 1.0, 0.0, 2.0];
-        let out = greedy_search(&mut t, 1, &config(1).with_min_length(4));
+        let min_length = GenerationConfig {
+            min_length: 4,
+            ..config(1)
+        };
+        let out = greedy_search(&mut t, 1, &min_length);
         // EOS banned while the length (start included) is < 4: 0 1 1 1, then EOS.
         assert_eq!(out[0].tokens, vec![1, 1, 1, 3]);
     }
@@ -489,9 +503,11 @@ mod tests {
     fn beam_search_prefers_the_better_normalised_hypothesis() {
         // Two beams; with length_penalty 0 the raw sum wins. The 2-token hypothesis
         // "2 EOS" scores log p(2|0) + log p(3|2); compare with greedy-ish "1 ...".
-        let cfg = config(2)
-            .with_length_penalty(0.0)
-            .with_early_stopping(EarlyStopping::Never);
+        let cfg = GenerationConfig {
+            length_penalty: 0.0,
+            early_stopping: EarlyStopping::Never,
+            ..config(2)
+        };
         let out = beam_search(&mut table(), 1, &cfg);
         let mut probe = table();
         let lp = |t: &mut Table, prev: usize, tok: usize| {

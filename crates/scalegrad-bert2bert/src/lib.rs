@@ -12,11 +12,14 @@
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Int, Tensor};
-//! use scalegrad_bert2bert::{generate, load_pretrained};
+//! use scalegrad_bert2bert::{GenerationOverrides, generate, load_pretrained};
 //!
 //! let device = Device::default();
 //! let loaded = load_pretrained("model-dir".as_ref(), &device)?;
-//! let config = loaded.generation.resolve()?.with_num_beams(4);
+//! let config = loaded.generation.resolve()?.with_overrides(&GenerationOverrides {
+//!     num_beams: Some(4),
+//!     ..GenerationOverrides::default()
+//! });
 //! let ids = Tensor::<2, Int>::from_data([[101, 2023, 2003, 102]], &device);
 //! let summaries = generate(&loaded.model, ids, None, &config)?;
 //! # Ok::<(), scalegrad_bert2bert::Error>(())

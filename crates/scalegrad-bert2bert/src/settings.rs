@@ -303,8 +303,9 @@ fn read_json(path: &Path) -> Result<Value, Error> {
 }
 
 /// The resolved decoding knobs of a run. Build it with
-/// [`GenerationSettings::resolve`] (checkpoint defaults) and override with the
-/// `with_*` methods; every run should print it.
+/// [`GenerationSettings::resolve`] (checkpoint defaults) and override with
+/// [`with_overrides`](Self::with_overrides) or by setting fields; every run should print
+/// it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GenerationConfig {
     /// Maximum length, decoder start token included (at most `max_length - 1` new tokens).
@@ -341,42 +342,6 @@ impl GenerationConfig {
             eos_token_ids: eos.into_iter().collect(),
             pad_token_id: eos,
         }
-    }
-
-    /// Overrides the beam width.
-    pub fn with_num_beams(mut self, n: usize) -> Self {
-        self.num_beams = n;
-        self
-    }
-
-    /// Overrides the maximum length (start token included).
-    pub fn with_max_length(mut self, n: usize) -> Self {
-        self.max_length = n;
-        self
-    }
-
-    /// Overrides the minimum length (start token included).
-    pub fn with_min_length(mut self, n: usize) -> Self {
-        self.min_length = n;
-        self
-    }
-
-    /// Overrides the n-gram ban size (0 = off).
-    pub fn with_no_repeat_ngram_size(mut self, n: usize) -> Self {
-        self.no_repeat_ngram_size = n;
-        self
-    }
-
-    /// Overrides the length penalty.
-    pub fn with_length_penalty(mut self, x: f64) -> Self {
-        self.length_penalty = x;
-        self
-    }
-
-    /// Overrides the stopping rule.
-    pub fn with_early_stopping(mut self, rule: EarlyStopping) -> Self {
-        self.early_stopping = rule;
-        self
     }
 
     /// Overrides the EOS tokens (empty: never stop before `max_length`).

@@ -145,23 +145,19 @@ fn case_config(kwargs: &Value) -> GenerationConfig {
         Some(Value::String(s)) if s == "never" => EarlyStopping::Never,
         _ => EarlyStopping::Heuristic,
     };
-    let mut config = GenerationConfig::greedy(
-        kwargs["max_length"].as_u64().unwrap() as usize,
-        101,
-        Some(102),
-    )
-    .with_num_beams(kwargs["num_beams"].as_u64().unwrap() as usize)
-    .with_min_length(kwargs["min_length"].as_u64().unwrap() as usize)
-    .with_no_repeat_ngram_size(kwargs["no_repeat_ngram_size"].as_u64().unwrap() as usize)
-    .with_length_penalty(
-        kwargs
+    let count = |key: &str| kwargs[key].as_u64().unwrap() as usize;
+    GenerationConfig {
+        num_beams: count("num_beams"),
+        min_length: count("min_length"),
+        no_repeat_ngram_size: count("no_repeat_ngram_size"),
+        length_penalty: kwargs
             .get("length_penalty")
             .and_then(Value::as_f64)
             .unwrap_or(1.0),
-    )
-    .with_early_stopping(early);
-    config.pad_token_id = Some(0);
-    config
+        early_stopping: early,
+        pad_token_id: Some(0),
+        ..GenerationConfig::greedy(count("max_length"), 101, Some(102))
+    }
 }
 
 /// Compares our sequence with a row of transformers' padded output. transformers fills
