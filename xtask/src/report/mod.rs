@@ -12,13 +12,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use scalegrad_results::{
-    ContinuationReport, ContinuationSample, ContinuationSection, Event, ObjectiveRecord,
-    OpenEndedMetrics, RunMetrics, SummarizationMetrics, SummarySample, TypeReport, read_events,
-    read_metrics, read_samples,
+    ContinuationReport, ContinuationSample, Event, ObjectiveRecord, OpenEndedMetrics, RunMetrics,
+    SummarizationMetrics, SummarySample, read_events, read_metrics, read_samples,
 };
 
-use crate::plot::{self, Bar, Series};
+use crate::plot::{self, Series};
 use crate::util::root;
+
+mod open_ended;
+mod summarization;
+
+use open_ended::open_ended_section;
+use summarization::summarization_section;
 
 /// Arguments of `cargo xtask report`.
 #[derive(Debug, clap::Args)]
@@ -260,347 +265,6 @@ fn loss_figure(runs: &[Run], stem: &Path, title: &str) -> Result<()> {
     )
 }
 
-fn open_ended_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<()> {
-    writeln!(md, "## Open-ended generation (GPT-2 on WikiText)\n")?;
-    let first = runs[0].open_ended();
-    let nt = &first.next_token;
-    let (prefix_len, new_tokens) = first
-        .continuations
-        .first()
-        .map_or(("–".to_string(), "–".to_string()), |c| {
-            (c.prefix_len.to_string(), c.new_tokens.to_string())
-        });
-    writeln!(
-        md,
-        "Next-token metrics on teacher-forced, non-overlapping test windows of {} tokens \
-         (stride {}; {} windows). Perplexity is exp(mean NLL); acc counts ties as hits; \
-         rep/wrep/uniq follow Welleck et al. with l = 128. Continuations: {prefix_len}-token \
-         prefixes, {new_tokens} new tokens; seq-rep-n and uniq-seq on token ids.\n",
-        nt.window, nt.stride, nt.windows,
-    )?;
-    let decodings: Vec<&str> = first
-        .continuations
-        .iter()
-        .map(|c| c.decoding.as_str())
-        .collect();
-    for &decoding in &decodings {
-        writeln!(md, "### Decoding: {decoding}\n")?;
-        writeln!(
-            md,
-            "| run | ppl ↓ | acc ↑ | rep/128 ↓ | wrep/128 ↓ | uniq ↑ | seq-rep-1 | seq-rep-2 | seq-rep-3 | seq-rep-4 ↓ | uniq-seq ↑ |"
-        )?;
-        writeln!(
-            md,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        )?;
-        let mut human = None;
-        for r in runs {
-            let o = r.open_ended();
-            let Some(c) = o.continuation(decoding) else {
-                continue;
-            };
-            let nt = &o.next_token.metrics;
-            let rep = nt.rep_at(128);
-            let [r1, r2, r3, r4] = seq_reps(&c.token);
-            writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {r1} | {r2} | {r3} | **{r4}** | {} |",
-                r.label(),
-                num(Some(o.next_token.perplexity), 2),
-                num(Some(nt.acc), 3),
-                num(rep.map(|r| r.rep), 3),
-                num(rep.map(|r| r.wrep), 3),
-                nt.uniq,
-                c.token.uniq_seq,
-            )?;
-            human.get_or_insert((nt, &c.human_token));
-        }
-        if let Some((nt, h)) = human {
-            writeln!(
-                md,
-                "| human | – | – | {} | – | {} | {} | {} |",
-                num(nt.rep_at(128).map(|r| r.human_rep), 3),
-                nt.human_uniq,
-                seq_reps(h).join(" | "),
-                h.uniq_seq,
-            )?;
-        }
-        writeln!(
-            md,
-            "\nWord level (tokeniser `\\w+|[^\\w\\s]|\\n`, continuations of ≤ 3 words dropped):\n"
-        )?;
-        writeln!(md, "| run | seq-rep-4 ↓ | uniq-seq ↑ | scored |")?;
-        writeln!(md, "|---|---:|---:|---:|")?;
-        let mut human_word = None;
-        for r in runs {
-            let Some(c) = r.open_ended().continuation(decoding) else {
-                continue;
-            };
-            writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                r.label(),
-                num(c.word.seq_rep_4, 3),
-                c.word.uniq_seq,
-                c.word.continuations
-            )?;
-            human_word.get_or_insert(&c.human_word);
-        }
-        if let Some(h) = human_word {
-            writeln!(
-                md,
-                "| human | {} | {} | {} |",
-                num(h.seq_rep_4, 3),
-                h.uniq_seq,
-                h.continuations
-            )?;
-        }
-        writeln!(md)?;
-    }
-
-    if let Some(&decoding) = decodings.first() {
-        direction_table(md, runs, decoding)?;
-    }
-    loss_figure(runs, &figures.join("open-ended-loss"), "open-ended")?;
-    writeln!(
-        md,
-        "![training and validation NLL](figures/open-ended-loss.png)\n"
-    )?;
-    if let Some(&decoding) = decodings.first() {
-        let bars: Vec<Bar> = runs
-            .iter()
-            .filter_map(|r| {
-                Some(Bar {
-                    label: r.label(),
-                    value: r.open_ended().continuation(decoding)?.token.seq_rep_4?,
-                    interval: None,
-                })
-            })
-            .collect();
-        plot::bars(
-            &figures.join("open-ended-seq-rep-4"),
-            &plot::Bars {
-                title: &format!("seq-rep-4 of {decoding} continuations (lower is less repetitive)"),
-                y_label: "seq-rep-4",
-                bars: &bars,
-            },
-        )?;
-        writeln!(
-            md,
-            "![seq-rep-4 by run](figures/open-ended-seq-rep-4.png)\n"
-        )?;
-        gamma_figure(md, runs, decoding, figures)?;
-    }
-    samples_table(md, runs, "prefix", "Greedy continuations side by side")?;
-    Ok(())
-}
-
-/// One open-ended metric of a run under a decoding strategy.
-type Metric = fn(&OpenEndedMetrics, &ContinuationSection) -> Option<f64>;
-
-/// The paper's direction of each effect against ours (the first decoding, the first
-/// ScaleGrad run against MLE).
-fn direction_table(md: &mut String, runs: &[Run], decoding: &str) -> Result<()> {
-    let trained = |kind: fn(&ObjectiveRecord) -> bool| {
-        runs.iter()
-            .find(|r| kind(&r.metrics.objective) && !r.metrics.is_initial())
-    };
-    let mle = trained(|o| matches!(o, ObjectiveRecord::Mle));
-    let sg = trained(|o| matches!(o, ObjectiveRecord::ScaleGrad { .. }));
-    let (Some(mle), Some(sg)) = (mle, sg) else {
-        return Ok(());
-    };
-    writeln!(
-        md,
-        "### ScaleGrad against MLE: the paper's direction and ours ({decoding})\n"
-    )?;
-    writeln!(
-        md,
-        "| metric | paper (Lin et al. 2021, Table 1) | MLE | {} | same direction |",
-        sg.label()
-    )?;
-    writeln!(md, "|---|---|---:|---:|:---:|")?;
-    let rows: [(&str, &str, Metric, bool); 4] = [
-        (
-            "seq-rep-4",
-            "lower (about an order of magnitude)",
-            |_, c| c.token.seq_rep_4,
-            false,
-        ),
-        (
-            "uniq-seq",
-            "higher",
-            |_, c| Some(c.token.uniq_seq as f64),
-            true,
-        ),
-        (
-            "perplexity",
-            "slightly higher",
-            |o, _| Some(o.next_token.perplexity),
-            true,
-        ),
-        (
-            "uniq (next token)",
-            "higher",
-            |o, _| Some(o.next_token.metrics.uniq as f64),
-            true,
-        ),
-    ];
-    for (name, paper, metric, higher) in rows {
-        let get = |r: &Run| {
-            let o = r.open_ended();
-            metric(o, o.continuation(decoding)?)
-        };
-        let (a, b) = (get(mle), get(sg));
-        let agree = match (a, b) {
-            (Some(a), Some(b)) if (b > a) == higher && a != b => "yes",
-            (Some(_), Some(_)) => "no",
-            _ => "–",
-        };
-        writeln!(
-            md,
-            "| {name} | {paper} | {} | {} | {agree} |",
-            num(a, 3),
-            num(b, 3)
-        )?;
-    }
-    writeln!(md)?;
-    Ok(())
-}
-
-fn gamma_figure(md: &mut String, runs: &[Run], decoding: &str, figures: &Path) -> Result<()> {
-    let mut points: Vec<(f64, f64, f64)> = runs
-        .iter()
-        .filter(|r| !r.metrics.is_initial())
-        .filter_map(|r| {
-            let o = r.open_ended();
-            Some((
-                r.metrics.objective.gamma()?,
-                o.continuation(decoding)?.token.seq_rep_4?,
-                o.next_token.perplexity,
-            ))
-        })
-        .collect();
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    if points.len() < 3 {
-        return Ok(());
-    }
-    let rep = [Series {
-        label: "seq-rep-4".into(),
-        points: points.iter().map(|p| (p.0, p.1)).collect(),
-        marked: true,
-        color: 1,
-    }];
-    let ppl = [Series {
-        label: "perplexity".into(),
-        points: points.iter().map(|p| (p.0, p.2)).collect(),
-        marked: true,
-        color: 0,
-    }];
-    plot::two_panels(
-        &figures.join("open-ended-gamma"),
-        &plot::TwoPanels {
-            left: ("seq-rep-4 against gamma", "gamma", "seq-rep-4", &rep),
-            right: ("perplexity against gamma", "gamma", "perplexity", &ppl),
-        },
-    )?;
-    writeln!(
-        md,
-        "![seq-rep-4 and perplexity against gamma](figures/open-ended-gamma.png)\n"
-    )?;
-    Ok(())
-}
-
-fn summarization_section(md: &mut String, runs: &[Run], figures: &Path) -> Result<()> {
-    writeln!(md, "## Summarization (BERT2BERT on CNN/DailyMail)\n")?;
-    let first = runs[0].summarization();
-    let bootstrap = &first.rouge.bootstrap;
-    writeln!(
-        md,
-        "Beam-search summaries of {} test articles with the generation settings `{}`. ROUGE \
-         F1 × 100 as Google's rouge_score computes it (stemmer {}, ROUGE-Lsum on \
-         newline-split sentences), mean over articles with the bootstrap {}% interval \
-         [low, high] ({} resamples, seeded). Repetition and novel n-grams are measured on \
-         rouge_score tokens without stemming.\n",
-        first.examples,
-        first.generation,
-        if first.rouge.use_stemmer { "on" } else { "off" },
-        bootstrap.confidence_interval * 100.0,
-        bootstrap.n_samples,
-    )?;
-    writeln!(
-        md,
-        "| run | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | seq-rep-4 ↓ | novel 1-grams | novel 2-grams | novel 3-grams |"
-    )?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    let cell = |t: &TypeReport| {
-        format!(
-            "{} [{}, {}]",
-            pct(t.fmeasure),
-            pct(t.low.fmeasure),
-            pct(t.high.fmeasure)
-        )
-    };
-    for r in runs {
-        let s = r.summarization();
-        let rouge = &s.rouge;
-        writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.label(),
-            cell(&rouge.rouge1),
-            cell(&rouge.rouge2),
-            cell(&rouge.rouge_l),
-            cell(&rouge.rouge_lsum),
-            num(s.summaries.seq_rep[3], 3),
-            num(s.summaries.novel[0], 3),
-            num(s.summaries.novel[1], 3),
-            num(s.summaries.novel[2], 3),
-        )?;
-    }
-    let refs = &first.references;
-    writeln!(
-        md,
-        "| human (reference highlights) | – | – | – | – | {} | {} | {} | {} |\n",
-        num(refs.seq_rep[3], 3),
-        num(refs.novel[0], 3),
-        num(refs.novel[1], 3),
-        num(refs.novel[2], 3),
-    )?;
-    writeln!(
-        md,
-        "Paper (Lin et al. 2021, Table 4, CNN/DM): ScaleGrad raises ROUGE slightly over MLE and \
-         makes summaries less repetitive.\n"
-    )?;
-    loss_figure(runs, &figures.join("summarization-loss"), "summarization")?;
-    writeln!(
-        md,
-        "![training and validation NLL](figures/summarization-loss.png)\n"
-    )?;
-    let bars: Vec<Bar> = runs
-        .iter()
-        .map(|r| {
-            let t = &r.summarization().rouge.rouge2;
-            Bar {
-                label: r.label(),
-                value: t.fmeasure * 100.0,
-                interval: Some((t.low.fmeasure * 100.0, t.high.fmeasure * 100.0)),
-            }
-        })
-        .collect();
-    plot::bars(
-        &figures.join("summarization-rouge2"),
-        &plot::Bars {
-            title: "ROUGE-2 F1 with bootstrap 95% intervals",
-            y_label: "ROUGE-2 F1 x 100",
-            bars: &bars,
-        },
-    )?;
-    writeln!(md, "![ROUGE-2 by run](figures/summarization-rouge2.png)\n")?;
-    samples_table(md, runs, "reference", "Summaries side by side")?;
-    Ok(())
-}
-
 /// A markdown table of the first three samples: the shared input column (named
 /// `input`), then each run's output.
 fn samples_table(md: &mut String, runs: &[Run], input: &str, title: &str) -> Result<()> {
@@ -814,6 +478,69 @@ mod tests {
             }
             assert!(md.contains(&format!("figures/{figure}.png")), "{figure}");
         }
+    }
+
+    /// Copies the run `from` of `experiment` to a new run `name` trained with `objective`.
+    fn add_run(
+        preset: &Path,
+        experiment: &str,
+        from: &str,
+        name: &str,
+        objective: ObjectiveRecord,
+    ) {
+        let dir = preset.join(experiment);
+        let to = dir.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for file in ["log.jsonl", "samples.jsonl"] {
+            std::fs::copy(dir.join(from).join(file), to.join(file)).unwrap();
+        }
+        let mut metrics = read_metrics(&dir.join(from).join("metrics.json")).unwrap();
+        metrics.objective = objective;
+        metrics.run = name.to_string();
+        std::fs::write(to.join("metrics.json"), metrics.to_json()).unwrap();
+    }
+
+    /// The unlikelihood baseline and a gamma sweep land in the same tables and figures as
+    /// MLE and ScaleGrad, in the order before, MLE, ScaleGrad by decreasing gamma, UL.
+    #[test]
+    fn unlikelihood_and_a_gamma_sweep_join_the_tables_and_figures() {
+        let preset = demo_preset();
+        let ul = ObjectiveRecord::Unlikelihood { alpha: 1.0 };
+        add_run(preset.path(), "open-ended", "mle", "ul1.0", ul);
+        add_run(preset.path(), "summarization", "mle", "ul1.0", ul);
+        let sg = ObjectiveRecord::ScaleGrad { gamma: 0.5 };
+        add_run(preset.path(), "open-ended", "sg0.2", "sg0.5", sg);
+        write_report(preset.path(), "demo").unwrap();
+        let md = std::fs::read_to_string(preset.path().join("REPORT.md")).unwrap();
+
+        let open = &md[..md.find("## Summarization").unwrap()];
+        let order: Vec<usize> = [
+            "| before fine-tuning |",
+            "| MLE |",
+            "| ScaleGrad γ=0.5 |",
+            "| ScaleGrad γ=0.2 |",
+            "| UL α=1.0 |",
+            "| human |",
+        ]
+        .iter()
+        .map(|label| {
+            open.find(label)
+                .unwrap_or_else(|| panic!("{label} missing"))
+        })
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        let summ = &md[md.find("## Summarization").unwrap()..];
+        assert!(summ.contains("| UL α=1.0 |"), "{summ}");
+        // Samples side by side have a UL column.
+        assert!(md.contains("| ScaleGrad γ=0.2 | UL α=1.0 |"), "{md}");
+        // The figures label the run; three gammas (MLE as 1.0) make the sweep figure.
+        let figures = preset.path().join("figures");
+        for figure in ["open-ended-seq-rep-4", "summarization-rouge2"] {
+            let svg = std::fs::read_to_string(figures.join(format!("{figure}.svg"))).unwrap();
+            assert!(svg.contains("UL α=1.0"), "{figure}");
+        }
+        assert!(figures.join("open-ended-gamma.png").exists());
+        assert!(md.contains("figures/open-ended-gamma.png"));
     }
 
     #[test]
