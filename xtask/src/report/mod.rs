@@ -224,28 +224,24 @@ pub fn write_report(preset_dir: &Path, preset: &str) -> Result<()> {
     Ok(())
 }
 
+/// Training (lines) and validation (marked) NLL curves of the trained runs, one colour
+/// per run.
 fn loss_figure(runs: &[Run], stem: &Path, title: &str) -> Result<()> {
     let trained: Vec<&Run> = runs.iter().filter(|r| !r.metrics.is_initial()).collect();
-    let train: Vec<Series> = trained
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Series {
-            label: r.label(),
-            points: r.train_curve.clone(),
-            marked: false,
-            color: i,
-        })
-        .collect();
-    let valid: Vec<Series> = trained
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Series {
-            label: r.label(),
-            points: r.valid_curve.clone(),
-            marked: true,
-            color: i,
-        })
-        .collect();
+    let series = |curve: fn(&Run) -> &Vec<(f64, f64)>, marked: bool| -> Vec<Series> {
+        trained
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Series {
+                label: r.label(),
+                points: curve(r).clone(),
+                marked,
+                color: i,
+            })
+            .collect()
+    };
+    let train = series(|r| &r.train_curve, false);
+    let valid = series(|r| &r.valid_curve, true);
     plot::two_panels(
         stem,
         &plot::TwoPanels {
