@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::RunMetrics;
 
@@ -20,8 +20,8 @@ pub enum ReadError {
     },
     /// The file is not what scalegrad writes there.
     #[error(
-        "{path}{}: {source}; the file was edited, damaged or written by another version: \
-         rerun the run with --restart",
+        "{path}{}: {source}; the file was edited or damaged, or written by another version \
+         of scalegrad",
         line.map_or(String::new(), |l| format!(" line {l}"))
     )]
     Format {
@@ -81,4 +81,10 @@ pub fn samples_jsonl<T: Serialize>(samples: &[T]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A number that serde_json wrote as `null` (it writes every non-finite float so) reads
+/// back as NaN instead of failing the whole file.
+pub(crate) fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Option::<f64>::deserialize(deserializer).map(|v| v.unwrap_or(f64::NAN))
 }

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// One line of `log.jsonl`.
+/// One line of `log.jsonl`. Its numbers read back NaN where JSON holds `null`, which is
+/// what serde_json writes for a non-finite value (a diverging step's loss or gradient norm).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -13,16 +14,22 @@ pub enum Event {
         /// Optimiser step (1-based: the number of steps completed).
         step: usize,
         /// Mean training objective over the interval.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         loss: f64,
         /// Mean negative log-likelihood (cross-entropy) over the interval.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         nll: f64,
         /// Learning rate of the last step.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         lr: f64,
         /// Global gradient norm before clipping, at the last step.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         grad_norm: f64,
         /// Target tokens per second over the interval.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         tokens_per_s: f64,
         /// Fraction of scored targets that were novel tokens.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         novel_fraction: f64,
         /// f16 training: the loss scale after the interval's last step.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,10 +44,13 @@ pub enum Event {
         /// Optimiser step.
         step: usize,
         /// Mean training objective on the validation examples.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         loss: f64,
         /// Mean negative log-likelihood.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         nll: f64,
         /// `exp(nll)`.
+        #[serde(deserialize_with = "crate::files::nan_if_null")]
         perplexity: f64,
         /// Whether this became the best checkpoint.
         best: bool,

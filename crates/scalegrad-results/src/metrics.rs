@@ -160,7 +160,9 @@ pub struct NextTokenSection {
     pub stride: usize,
     /// Windows evaluated.
     pub windows: usize,
-    /// `exp(mean NLL)` over all scored targets.
+    /// `exp(mean NLL)` over all scored targets (`null` in the file, NaN here, when it
+    /// overflowed).
+    #[serde(deserialize_with = "crate::files::nan_if_null")]
     pub perplexity: f64,
     /// acc, rep/wrep/human rep at each l, uniq.
     pub metrics: NextTokenReport,

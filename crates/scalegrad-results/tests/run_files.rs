@@ -144,3 +144,43 @@ fn a_damaged_file_is_an_error_naming_it_and_the_line() {
     let missing = read_metrics(&dir.path().join("none.json")).unwrap_err();
     assert!(matches!(missing, ReadError::Io { .. }), "{missing:?}");
 }
+
+#[test]
+fn a_non_finite_number_written_as_null_reads_back_as_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    // serde_json writes an infinite gradient norm as `null`.
+    let event = Event::Train {
+        step: 3,
+        loss: 2.0,
+        nll: 2.0,
+        lr: 1e-3,
+        grad_norm: f64::INFINITY,
+        tokens_per_s: 10.0,
+        novel_fraction: 0.5,
+        loss_scale: None,
+        skipped: 0,
+    };
+    let line = serde_json::to_string(&event).unwrap();
+    assert!(line.contains("\"grad_norm\":null"), "{line}");
+    let log = dir.path().join("log.jsonl");
+    std::fs::write(&log, format!("{line}\n{line}\n")).unwrap();
+    let events = read_events(&log).unwrap();
+    assert_eq!(events.len(), 2, "no line is taken for a torn one");
+    match events[0] {
+        Event::Train {
+            grad_norm, loss, ..
+        } => {
+            assert!(grad_norm.is_nan());
+            assert_eq!(loss, 2.0);
+        }
+        _ => panic!("{:?}", events[0]),
+    }
+
+    let runs = demo_runs();
+    let mut metrics = read_metrics(&runs[0].join("metrics.json")).unwrap();
+    metrics.open_ended.as_mut().unwrap().next_token.perplexity = f64::INFINITY;
+    let path = dir.path().join("metrics.json");
+    std::fs::write(&path, metrics.to_json()).unwrap();
+    let read = read_metrics(&path).unwrap();
+    assert!(read.open_ended.unwrap().next_token.perplexity.is_nan());
+}

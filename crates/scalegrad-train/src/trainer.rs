@@ -187,6 +187,10 @@ pub fn train<T: Task>(
     if precision.needs_loss_scaling() && state.loss_scaler.is_none() {
         state.loss_scaler = Some(LossScaler::new());
     }
+    let per_epoch = task.sampler().batches_per_epoch() as u64;
+    if per_epoch == 0 {
+        return Err(TrainError::NoBatches);
+    }
     // A crash while `best/` was being replaced leaves the previous copy aside.
     scalegrad_fs::recover_dir(&best_dir(spec.run_dir))?;
     let mut log = RunLog::open(
@@ -194,10 +198,6 @@ pub fn train<T: Task>(
         spec.resume.then_some(state.step),
     )?;
 
-    let per_epoch = task.sampler().batches_per_epoch() as u64;
-    if per_epoch == 0 {
-        return Err(TrainError::NoBatches);
-    }
     let mut batches = task.sampler().batches_from(Position {
         epoch: state.epoch,
         batch: state.batch_in_epoch,
@@ -219,11 +219,14 @@ pub fn train<T: Task>(
         for _ in 0..opt.grad_accumulation {
             let (_, indices) = batches.next().expect("an endless order of batches");
             let batch = task.collate(indices);
-            state.batch_in_epoch += 1;
-            if state.batch_in_epoch >= per_epoch {
-                state.batch_in_epoch = 0;
-                state.epoch += 1;
-            }
+            // The position of the next batch, as a checkpoint records it: an epoch's end
+            // is the next epoch's start.
+            let next = batches.position();
+            (state.epoch, state.batch_in_epoch) = if next.batch >= per_epoch {
+                (next.epoch + 1, 0)
+            } else {
+                (next.epoch, next.batch)
+            };
             let out = objective_in_chunks(
                 task,
                 &model,

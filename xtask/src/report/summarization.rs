@@ -87,10 +87,14 @@ pub(super) fn summarization_section(md: &mut String, runs: &[Run], figures: &Pat
             }
         })
         .collect();
+    let title = format!(
+        "ROUGE-2 F1 with bootstrap {}% intervals",
+        bootstrap.confidence_interval * 100.0
+    );
     plot::bars(
         &figures.join("summarization-rouge2"),
         &plot::Bars {
-            title: "ROUGE-2 F1 with bootstrap 95% intervals",
+            title: &title,
             y_label: "ROUGE-2 F1 x 100",
             bars: &bars,
         },

@@ -42,17 +42,14 @@ pub(super) struct RunData {
 impl RunData {
     /// Tokenises the three splits with `spec` (cached by `scalegrad-data`).
     pub fn tokenize(&self, spec: &TokenizeSpec) -> Result<[TokenizedSplit; 3]> {
-        let [train, valid, test] = self.splits.each_ref().map(|split| {
-            tokenize_files(
-                &split.files,
-                &self.tokenizer,
-                spec,
-                &TokenizeOptions::default(),
-                &split.label,
-            )
-            .map(|(tokenized, _)| tokenized)
-        });
-        Ok([train?, valid?, test?])
+        let tokenize = |split: &SplitFiles| {
+            let options = TokenizeOptions::default();
+            tokenize_files(&split.files, &self.tokenizer, spec, &options, &split.label)
+                .map(|(tokenized, _)| tokenized)
+        };
+        // In order, stopping at the first failure.
+        let [train, valid, test] = &self.splits;
+        Ok([tokenize(train)?, tokenize(valid)?, tokenize(test)?])
     }
 }
 

@@ -1,7 +1,7 @@
 //! The training loop: an interrupted and resumed run reproduces an uninterrupted one,
 //! and a NaN loss stops the run with the last good checkpoint intact.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -185,10 +185,12 @@ fn resumed_run_follows_the_uninterrupted_loss_curve(execution: Execution) {
     );
 }
 
-/// The LM task with its hidden states and targets passed through `alter`.
+/// The LM task with its hidden states and targets passed through `alter`; it records
+/// the training examples of every batch it collates.
 struct Altered<'a, F> {
     inner: LmTask<'a>,
     alter: F,
+    seen: RefCell<Vec<Vec<usize>>>,
 }
 
 type Hidden = (Tensor<3>, Tensor<2, Int>);
@@ -200,6 +202,7 @@ impl<F: Fn(Hidden) -> Hidden> Task for Altered<'_, F> {
         self.inner.sampler()
     }
     fn collate(&self, indices: Vec<usize>) -> LmBatch {
+        self.seen.borrow_mut().push(indices.clone());
         self.inner.collate(indices)
     }
     fn hidden(&self, model: &Gpt2, batch: &LmBatch, device: &Device) -> Hidden {
@@ -236,6 +239,7 @@ fn the_objective_in_chunks_of_rows_equals_the_whole_batch() {
             let ignored = Tensor::<2, Int>::full([1, len / 2], -100, &targets.device());
             (hidden, targets.slice_assign([0..1, len / 2..len], ignored))
         },
+        seen: RefCell::default(),
     };
     let objective = &task.inner.objective;
     let device = Device::flex().autodiff();
@@ -308,6 +312,7 @@ fn nan_loss_stops_the_run(execution: Execution, log_every: usize) {
             let poison = if calls.get() == 5 { f32::NAN } else { 1.0 };
             (hidden * poison, targets)
         },
+        seen: RefCell::default(),
     };
     let device = Device::flex().autodiff();
     let dir = tmp.path().join("run");
@@ -335,4 +340,60 @@ fn nan_loss_stops_the_run(execution: Execution, log_every: usize) {
         scalegrad_train::optim::adamw(&config.optimizer, AdamWUpdate::for_execution(execution));
     let (_, _, state) = checkpoint::load(&latest, model(&device, execution), optimizer).unwrap();
     assert_eq!(state.step, 3);
+}
+
+/// The loop trains on the sampler's epochs one after the other, and a run resumed from a
+/// checkpoint taken at the end of an epoch continues with the next epoch's first batch:
+/// an epoch of 3 batches, 6 steps, checkpoints at steps 3 and 6.
+#[test]
+fn batches_follow_the_sampler_across_epochs_and_a_resume_at_an_epoch_end() {
+    let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = config();
+    config.optimizer.grad_accumulation = 1;
+    let tokens = tokens();
+    let tmp = tempfile::tempdir().unwrap();
+    let small = || {
+        let mut inner = task(&tokens, tmp.path(), &config);
+        inner.sampler = BatchSampler::new(12, SamplerConfig::shuffled(4, config.run.seed)).unwrap();
+        Altered {
+            inner,
+            alter: |hidden: Hidden| hidden,
+            seen: RefCell::default(),
+        }
+    };
+    let expected: Vec<Vec<usize>> = {
+        let sampler = small().inner.sampler;
+        assert_eq!(sampler.batches_per_epoch(), 3);
+        (0..2).flat_map(|epoch| sampler.epoch(epoch)).collect()
+    };
+    assert_ne!(expected[0..3], expected[3..6], "epochs are reshuffled");
+    let device = Device::flex().autodiff();
+    let execution = Execution::Host;
+
+    let straight = small();
+    let dir = tmp.path().join("straight");
+    train(
+        &straight,
+        model(&device, execution),
+        spec(&config, &dir, None, false, execution),
+    )
+    .unwrap();
+    assert_eq!(*straight.seen.borrow(), expected);
+
+    let resumed = small();
+    let dir = tmp.path().join("resumed");
+    let first = train(
+        &resumed,
+        model(&device, execution),
+        spec(&config, &dir, Some(3), false, execution),
+    )
+    .unwrap();
+    assert_eq!((first.state.epoch, first.state.batch_in_epoch), (1, 0));
+    train(
+        &resumed,
+        model(&device, execution),
+        spec(&config, &dir, None, true, execution),
+    )
+    .unwrap();
+    assert_eq!(*resumed.seen.borrow(), expected);
 }
