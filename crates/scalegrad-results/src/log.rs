@@ -4,8 +4,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// One line of `log.jsonl`. Its numbers read back NaN where JSON holds `null`, which is
-/// what serde_json writes for a non-finite value (a diverging step's loss or gradient norm).
+/// One line of `log.jsonl`. The numbers that can be non-finite in a logged event (a
+/// gradient norm that overflowed, a rate or share over nothing, a validation loss that
+/// diverged) read back NaN where the file holds `null`, which is what serde_json writes
+/// for them. A training loss that is not finite stops the run before it is logged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -14,13 +16,10 @@ pub enum Event {
         /// Optimiser step (1-based: the number of steps completed).
         step: usize,
         /// Mean training objective over the interval.
-        #[serde(deserialize_with = "crate::files::nan_if_null")]
         loss: f64,
         /// Mean negative log-likelihood (cross-entropy) over the interval.
-        #[serde(deserialize_with = "crate::files::nan_if_null")]
         nll: f64,
         /// Learning rate of the last step.
-        #[serde(deserialize_with = "crate::files::nan_if_null")]
         lr: f64,
         /// Global gradient norm before clipping, at the last step.
         #[serde(deserialize_with = "crate::files::nan_if_null")]
