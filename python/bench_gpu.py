@@ -272,10 +272,10 @@ def main():
 
     ours_cases, checks = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir, args.steps, args.tiny,
                               args.precision)
-    half_ok = device.type == "cuda" and (args.precision != "bf16" or torch.cuda.is_bf16_supported())
     f32 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=None)
     # The half column: scalegrad's precision, or bf16 next to an f32 run.
     half_name = "bf16" if args.precision == "f32" else args.precision
+    half_ok = device.type == "cuda" and (half_name != "bf16" or torch.cuda.is_bf16_supported())
     half = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=half_name) \
         if half_ok else {}
     if args.precision == "f32":
@@ -283,12 +283,11 @@ def main():
     else:
         text = table(device_name, args.backend, args.precision, ours_cases, half, f32,
                      "f32 (TF32 off)", checks)
-    bf16 = half
     print(text)
     (args.out / "bench-gpu.md").write_text(text + "\n")
     (args.out / "bench-gpu.json").write_text(json.dumps(
         {"gpu": device_name, "backend": args.backend, "scalegrad": ours_cases,
-         "precision": args.precision, "pytorch_f32": f32, f"pytorch_{half_name}": bf16,
+         "precision": args.precision, "pytorch_f32": f32, f"pytorch_{half_name}": half,
          "checks": checks}, indent=2) + "\n")
 
 

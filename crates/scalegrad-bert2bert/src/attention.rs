@@ -14,9 +14,8 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, FloatDType, Int, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::config::BertConfig;
 use scalegrad_ops::{Compute, KvBuffer, dropout};
@@ -120,19 +119,7 @@ impl Attention {
                 is_causal: causal,
                 ..Default::default()
             };
-            return match exec.precision.half() {
-                // The fused kernel in the half type (its softmax accumulates in f32).
-                Some(half) => attention(
-                    q.cast(half),
-                    k.cast(half),
-                    v.cast(half),
-                    None,
-                    bias.map(|b| b.cast(half)),
-                    options,
-                )
-                .cast(FloatDType::F32),
-                None => attention(q, k, v, None, bias, options),
-            };
+            return exec.attention([q, k, v], None, bias, options);
         }
         // Training path: explicit scores so that dropout applies to the probabilities.
         let [_, _, tq, d] = q.dims();

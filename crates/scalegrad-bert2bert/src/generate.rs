@@ -4,7 +4,9 @@
 //! running scores and the top candidates are computed on the device and only the chosen
 //! ids (greedy) or the `2 * beams` candidates (beam search) are read back per step.
 
-use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use scalegrad_ops::decoding::ban_tokens_on_device;
 
 use crate::Error;
 use crate::decoding::{Generated, Stepper, beam_search, greedy_search, no_repeat_ngram_bans};
@@ -118,19 +120,8 @@ impl ModelStepper<'_> {
             })
             .collect();
         if bans.iter().any(|b| !b.is_empty()) {
-            let rows = tokens.len();
-            let width = bans.iter().map(Vec::len).max().unwrap_or(1);
-            let mut index = Vec::with_capacity(rows * width);
-            for banned in &bans {
-                index.extend(banned.iter().map(|&t| t as i64));
-                index.extend(std::iter::repeat_n(self.vocab as i64, width - banned.len()));
-            }
-            let index =
-                Tensor::<2, Int>::from_data(TensorData::new(index, [rows, width]), &self.device);
-            let spare = Tensor::zeros([rows, 1], &self.device);
-            let fill = Tensor::full([rows, width], f32::NEG_INFINITY, &self.device);
-            scores = Tensor::cat(vec![scores, spare], 1)
-                .scatter(1, index, fill, IndexingUpdateOp::Assign)
+            let spare = Tensor::zeros([tokens.len(), 1], &self.device);
+            scores = ban_tokens_on_device(Tensor::cat(vec![scores, spare], 1), &bans)
                 .narrow(1, 0, self.vocab);
         }
         scores

@@ -344,12 +344,6 @@ impl GenerationConfig {
         }
     }
 
-    /// Overrides the EOS tokens (empty: never stop before `max_length`).
-    pub fn with_eos_token_ids(mut self, ids: Vec<u32>) -> Self {
-        self.eos_token_ids = ids;
-        self
-    }
-
     /// The settings with `overrides` applied: the one place a run config's
     /// `[evaluation]` and the `summarize` command's flags change a checkpoint's decoding.
     pub fn with_overrides(self, overrides: &GenerationOverrides) -> Self {

@@ -126,12 +126,9 @@ impl DeviceArgs {
     /// does not compute in it is an error naming the backend and the precision.
     pub fn precision_on(&self, device: &Device) -> Result<Precision> {
         let precision = self.precision.unwrap_or_default();
-        if let Err(why) = precision.check_device(device) {
-            bail!(
-                "the {} backend cannot run --precision {precision}: {why}; use --precision f32",
-                self.backend.name()
-            );
-        }
+        precision
+            .check_backend(device, self.backend.name())
+            .map_err(anyhow::Error::msg)?;
         Ok(precision)
     }
 }

@@ -13,8 +13,8 @@ tokenizer's batch encoding is itself parallel over both cores through Rust/rayon
 Prints JSON lines with the same case/metric keys as the Rust side.
 """
 
-import json
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
@@ -27,6 +27,9 @@ torch.set_num_threads(2)
 
 from datasets import disable_progress_bars, load_dataset  # noqa: E402
 from transformers import GPT2TokenizerFast  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "python"))
+from bench_common import emit  # noqa: E402
 
 BLOCK = 1024
 
@@ -64,8 +67,8 @@ def main():
             # Token count outside the timed region.
             tokens = pc.sum(pc.list_value_length(tokenized.data.column("input_ids"))).as_py()
             print(f"num_proc={num_proc}: {tokens} tokens, {len(grouped)} windows, {secs:.2f} s", file=sys.stderr)
-            print(json.dumps({"case": key, "metric": "tokens_per_s", "value": tokens / secs, "better": "higher"}))
-            print(json.dumps({"case": key, "metric": "s", "value": secs, "better": "lower"}))
+            emit(key, "tokens_per_s", tokens / secs, "higher")
+            emit(key, "s", secs, "lower")
 
 
 if __name__ == "__main__":

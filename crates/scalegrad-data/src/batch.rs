@@ -215,8 +215,15 @@ pub struct Batches<'a> {
 }
 
 impl Batches<'_> {
-    /// The position of the next batch: what a checkpoint stores.
+    /// The position of the next batch: what a checkpoint stores. After an epoch's last
+    /// batch it is the next epoch's start.
     pub fn position(&self) -> Position {
+        if self.position.batch as usize >= self.sampler.batches_per_epoch() {
+            return Position {
+                epoch: self.position.epoch + 1,
+                batch: 0,
+            };
+        }
         self.position
     }
 }
@@ -336,6 +343,19 @@ mod tests {
         let resumed: Vec<_> = s.batches_from(saved).take(12).collect();
         let joined: Vec<_> = first.into_iter().chain(resumed).collect();
         assert_eq!(joined, straight);
+    }
+
+    #[test]
+    fn after_an_epochs_last_batch_the_position_is_the_next_epochs_start() {
+        let s = BatchSampler::new(23, SamplerConfig::shuffled(4, 9)).unwrap();
+        let mut it = s.batches_from(Position::default());
+        it.by_ref().take(6).for_each(drop);
+        assert_eq!(it.position(), Position { epoch: 1, batch: 0 });
+        let next = it.next().unwrap();
+        assert_eq!(
+            next,
+            (Position { epoch: 1, batch: 0 }, s.epoch(1)[0].clone())
+        );
     }
 
     #[test]

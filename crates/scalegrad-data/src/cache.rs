@@ -27,7 +27,6 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -88,8 +87,7 @@ pub struct CacheKey {
 impl CacheKey {
     /// A short hex digest of the key, used in the file name.
     pub fn digest(&self) -> String {
-        let json = serde_json::to_vec(self).expect("a cache key always serialises");
-        crate::hex::hex(&Sha256::digest(&json)[..8])
+        crate::hex::short_digest(self)
     }
 }
 

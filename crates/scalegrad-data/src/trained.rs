@@ -11,15 +11,14 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
+use crate::Result;
 use crate::cache::FileIdentity;
 use crate::reader::read_columns;
 use crate::tokenizer::{
     load_tokenizer, save_tokenizer, train_bpe_tokenizer, train_wordpiece_tokenizer,
 };
-use crate::{Error, Result};
 
 /// The kind of tokenizer to train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -78,8 +77,7 @@ pub fn trained_tokenizer(
             .map(|f| FileIdentity::of(f))
             .collect::<Result<_>>()?,
     };
-    let json = serde_json::to_vec(&key).expect("a tokenizer key always serialises");
-    let digest = crate::hex::hex(&Sha256::digest(&json)[..8]);
+    let digest = crate::hex::short_digest(&key);
     let dir = cache_parent.join(format!(
         "_tokenizer-{}-{}-{digest}",
         training.kind.name(),
@@ -105,7 +103,6 @@ pub fn trained_tokenizer(
             train_wordpiece_tokenizer(all, training.vocab_size, training.min_frequency)?
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     save_tokenizer(&tokenizer, &file)?;
     Ok((tokenizer, dir))
 }

@@ -150,6 +150,24 @@ pub fn install_dir(staged: &Path, dest: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces the folder `dest` by one that `write` fills: `write` gets the empty staging
+/// folder ([`staging_dir`]; what an interrupted write left there is removed first), which
+/// is then installed as `dest` ([`install_dir`]). `io_error` turns the file-system errors
+/// of these steps into the caller's error type.
+pub fn replace_dir<E>(
+    dest: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+    io_error: impl Fn(io::Error) -> E,
+) -> Result<(), E> {
+    let staged = staging_dir(dest);
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged).map_err(&io_error)?;
+    }
+    std::fs::create_dir_all(&staged).map_err(&io_error)?;
+    write(&staged)?;
+    install_dir(&staged, dest).map_err(io_error)
+}
+
 /// Makes `dest` consistent after a crash inside [`install_dir`]: when `dest` is missing
 /// and its aside copy exists, the aside copy is renamed back; when both exist (a crash
 /// after the new copy was in place), the aside copy is deleted.
@@ -232,6 +250,38 @@ mod tests {
     fn folder(path: &Path, contents: &str) {
         std::fs::create_dir_all(path).unwrap();
         std::fs::write(path.join("weights"), contents).unwrap();
+    }
+
+    #[test]
+    fn replace_dir_writes_in_a_fresh_staging_folder_and_installs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("best");
+        folder(&dest, "old");
+        // What an interrupted earlier write left behind.
+        folder(&staging_dir(&dest), "stale");
+        std::fs::write(staging_dir(&dest).join("leftover"), "x").unwrap();
+        replace_dir(
+            &dest,
+            |staged| {
+                assert!(names(staged).is_empty(), "the staging folder starts empty");
+                std::fs::write(staged.join("weights"), "new")
+            },
+            |e| e,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("weights")).unwrap(),
+            "new"
+        );
+        assert_eq!(names(&dest), vec!["weights"]);
+        assert_eq!(names(dir.path()), vec!["best"]);
+        // A failed write leaves `dest` as it was.
+        let err = replace_dir(&dest, |_| Err("no room"), |_| "io").unwrap_err();
+        assert_eq!(err, "no room");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("weights")).unwrap(),
+            "new"
+        );
     }
 
     #[test]

@@ -19,9 +19,8 @@
 use burn::module::Module;
 use burn::nn::{Dropout, Linear};
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, FloatDType, Tensor};
+use burn::tensor::{Bool, Tensor};
 
 use scalegrad_ops::{Compute, KvBuffer, dropout, dropout_active, linear};
 
@@ -73,19 +72,7 @@ impl Attention {
                 softcap: None,
                 is_causal: mask.causal,
             };
-            match exec.precision.half() {
-                // The fused kernel in the half type (its softmax accumulates in f32).
-                Some(half) => attention(
-                    q.cast(half),
-                    k.cast(half),
-                    v.cast(half),
-                    mask.mask.clone(),
-                    None,
-                    options,
-                )
-                .cast(FloatDType::F32),
-                None => attention(q, k, v, mask.mask.clone(), None, options),
-            }
+            exec.attention([q, k, v], mask.mask.clone(), None, options)
         };
         self.merge_heads(context, batch, len, None, exec)
     }

@@ -18,9 +18,11 @@
 //! [`next_token`]: crate::decoding::next_token
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::Gpt2Error;
+use scalegrad_ops::decoding::{ban_tokens_on_device, ragged_index};
+
 use crate::decoding::{GenerationConfig, SplitMix64, Strategy, banned_ngram_tokens};
 
 /// The next token of every row of `logits` (`[rows, vocab]`), chosen on the device.
@@ -49,11 +51,7 @@ pub(crate) fn next_tokens(
                 .iter()
                 .map(|c| banned_ngram_tokens(c, ngram))
                 .collect();
-            if banned.iter().any(|b| !b.is_empty()) {
-                let index = ragged_index(&banned, vocab, &device);
-                let fill = Tensor::full(index.dims(), f32::NEG_INFINITY, &device);
-                scores = scores.scatter(1, index, fill, IndexingUpdateOp::Assign);
-            }
+            scores = ban_tokens_on_device(scores, &banned);
         }
         scores = scores.narrow(1, 0, vocab);
     }
@@ -84,17 +82,6 @@ pub(crate) fn next_tokens(
         .try_to_vec::<i64>()
         .map_err(|e| Gpt2Error::Generation(format!("reading the chosen tokens: {e:?}")))?;
     Ok(ids.into_iter().map(|id| id as u32).collect())
-}
-
-/// `[rows, width]` ids from one list per row, padded with `pad` (the spare column).
-fn ragged_index(lists: &[Vec<u32>], pad: usize, device: &Device) -> Tensor<2, Int> {
-    let width = lists.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let mut ids = Vec::with_capacity(lists.len() * width);
-    for list in lists {
-        ids.extend(list.iter().map(|&t| t as i64));
-        ids.extend(std::iter::repeat_n(pad as i64, width - list.len()));
-    }
-    Tensor::from_data(TensorData::new(ids, [lists.len(), width]), device)
 }
 
 /// transformers' `RepetitionPenaltyLogitsProcessor` on `[rows, vocab + 1]` scores: each
@@ -169,6 +156,8 @@ fn sample(scores: Tensor<2>, draws: Tensor<2>) -> Tensor<2, Int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
+
     use crate::decoding::next_token;
 
     fn host_choices(

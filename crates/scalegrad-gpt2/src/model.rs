@@ -126,12 +126,10 @@ pub struct Gpt2 {
     pub ln_f: LayerNorm,
     #[module(skip)]
     config: Gpt2Config,
-    /// How forward passes compute (CPU fast paths or device operations).
+    /// How forward passes compute: CPU fast paths or device operations, and the type of
+    /// the products (f32 unless mixed precision is asked for).
     #[module(skip)]
-    execution: Execution,
-    /// The type of the products (f32 unless mixed precision is asked for).
-    #[module(skip)]
-    precision: Precision,
+    compute: Compute,
 }
 
 impl Gpt2Config {
@@ -207,8 +205,7 @@ impl Gpt2 {
             blocks,
             ln_f: layer_norm(),
             config,
-            execution: Execution::default(),
-            precision: Precision::default(),
+            compute: Compute::default(),
         }
     }
 
@@ -216,26 +213,26 @@ impl Gpt2 {
     /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
     /// only and suits every backend).
     pub fn with_execution(mut self, execution: Execution) -> Self {
-        self.execution = execution;
+        self.compute.execution = execution;
         self
     }
 
     /// How the model's forward passes and decoding compute.
     pub fn execution(&self) -> Execution {
-        self.execution
+        self.compute.execution
     }
 
     /// The model computing its products (linear layers, attention, LM head) in
     /// `precision`, parameters and everything else staying f32
     /// ([`Precision`](scalegrad_ops::Precision)).
     pub fn with_precision(mut self, precision: Precision) -> Self {
-        self.precision = precision;
+        self.compute.precision = precision;
         self
     }
 
     /// The type of the model's products.
     pub fn precision(&self) -> Precision {
-        self.precision
+        self.compute.precision
     }
 
     /// Transposed copies of every block's linear layers, for decoding a few rows on a
@@ -252,10 +249,7 @@ impl Gpt2 {
 
     /// Where and in which type the model computes.
     pub fn compute(&self) -> Compute {
-        Compute {
-            execution: self.execution,
-            precision: self.precision,
-        }
+        self.compute
     }
 
     /// The configuration the model was built from.

@@ -8,12 +8,15 @@ of the peak RSS (VmHWM) over one forward+backward in a fresh child process, so t
 memory the allocator kept from earlier cases cannot hide it; the Rust side does the same.
 Stock glibc settings, as REFERENCE.md section 6 states.
 """
-import json
+import pathlib
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "python"))
+from bench_common import emit  # noqa: E402
 
 torch.set_num_threads(2)
 VOCAB = 50257
@@ -143,7 +146,7 @@ def main():
             times.sort()
             peak = child_peak(name, b, t)
             for metric, value in (("ms", times[len(times) // 2]), ("peak_mb", peak)):
-                print(json.dumps({"case": case, "metric": metric, "value": round(value, 3), "better": "lower"}), flush=True)
+                emit(case, metric, round(value, 3), "lower")
 
 
 if __name__ == "__main__":

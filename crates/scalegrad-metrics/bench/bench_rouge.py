@@ -10,6 +10,7 @@ several timed runs after a warm-up (`--quick`: one run).
 import gzip
 import json
 import os
+import pathlib
 import statistics
 import sys
 import time
@@ -24,6 +25,8 @@ except ImportError as err:  # pragma: no cover - reported to xtask
 absl_logging.set_verbosity(absl_logging.ERROR)
 TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "python"))
+from bench_common import emit  # noqa: E402
 
 
 def median_secs(runs, f):
@@ -34,11 +37,6 @@ def median_secs(runs, f):
         f()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def emit(case, metric, value, better):
-    print(json.dumps({"case": case, "metric": metric, "value": value, "better": better}),
-          flush=True)
 
 
 def main():

@@ -1,6 +1,8 @@
-//! Host-side decoding rules shared by both models' generation (GPT-2's sampling and
-//! greedy search, BERT2BERT's greedy and beam search): the same transformers
-//! processors, written once.
+//! Decoding rules shared by both models' generation (GPT-2's sampling and greedy
+//! search, BERT2BERT's greedy and beam search): the same transformers processors,
+//! written once, on host rows and (the token ban) as a device operation.
+
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 /// transformers' `NoRepeatNGramLogitsProcessor`: the tokens that would complete an
 /// n-gram already present in `context` (sorted, without duplicates). With `n = 0` or a
@@ -39,6 +41,33 @@ pub fn argmax(scores: &[f32]) -> usize {
         }
     }
     best
+}
+
+/// `[rows, width]` ids on `device` from one list per row, padded with `pad`: the index
+/// of a spare column appended to `[rows, pad]` scores, so that every real index is unique
+/// within its row, as `scatter` needs.
+pub fn ragged_index(lists: &[Vec<u32>], pad: usize, device: &Device) -> Tensor<2, Int> {
+    let width = lists.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(lists.len() * width);
+    for list in lists {
+        ids.extend(list.iter().map(|&t| t as i64));
+        ids.extend(std::iter::repeat_n(pad as i64, width - list.len()));
+    }
+    Tensor::from_data(TensorData::new(ids, [lists.len(), width]), device)
+}
+
+/// [`ban_tokens`] on the device: on `[rows, vocab + 1]` scores (the last column a
+/// spare, see [`ragged_index`]), each row's `banned` tokens (all below `vocab`) become
+/// minus infinity.
+pub fn ban_tokens_on_device(scores: Tensor<2>, banned: &[Vec<u32>]) -> Tensor<2> {
+    if banned.iter().all(Vec::is_empty) {
+        return scores;
+    }
+    let vocab = scores.dims()[1] - 1;
+    let device = scores.device();
+    let index = ragged_index(banned, vocab, &device);
+    let fill = Tensor::full(index.dims(), f32::NEG_INFINITY, &device);
+    scores.scatter(1, index, fill, IndexingUpdateOp::Assign)
 }
 
 #[cfg(test)]

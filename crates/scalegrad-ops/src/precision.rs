@@ -1,6 +1,8 @@
 //! Mixed precision: the floating-point type of the products.
 
-use burn::tensor::{Device, FloatDType, Tensor};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::Execution;
@@ -60,6 +62,19 @@ impl Precision {
         }
     }
 
+    /// [`check_device`](Self::check_device) with the whole message a user sees: the
+    /// backend (as the user named it), the precision and the fix.
+    pub fn check_backend(self, device: &Device, backend: &str) -> Result<(), String> {
+        self.check_device(device).map_err(|why| {
+            let other = if self == Self::Bf16 {
+                " (or f16 where the device has it)"
+            } else {
+                ""
+            };
+            format!("the {backend} backend cannot run {self}: {why}; use --precision f32{other}")
+        })
+    }
+
     /// `a @ b` with both operands in the half type and the result in f32 (f32: the
     /// plain product).
     pub fn matmul<const D: usize>(self, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
@@ -90,6 +105,29 @@ impl Compute {
     /// `a @ b` in this precision ([`Precision::matmul`]).
     pub fn matmul<const D: usize>(self, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
         self.precision.matmul(a, b)
+    }
+
+    /// burn's fused attention with queries, keys, values (and an additive `bias`) in
+    /// this precision, the result in f32 (the kernel's softmax accumulates in f32).
+    pub fn attention(
+        self,
+        [q, k, v]: [Tensor<4>; 3],
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+        options: AttentionModuleOptions,
+    ) -> Tensor<4> {
+        match self.precision.half() {
+            None => attention(q, k, v, mask, bias, options),
+            Some(half) => attention(
+                q.cast(half),
+                k.cast(half),
+                v.cast(half),
+                mask,
+                bias.map(|b| b.cast(half)),
+                options,
+            )
+            .cast(FloatDType::F32),
+        }
     }
 }
 

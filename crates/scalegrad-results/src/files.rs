@@ -73,11 +73,11 @@ impl RunMetrics {
     }
 }
 
-/// The JSON-lines text of `samples.jsonl` (one sample per line).
-pub fn samples_jsonl<T: Serialize>(samples: &[T]) -> String {
+/// JSON-lines text: one item per line (`samples.jsonl`, `log.jsonl`).
+pub fn to_jsonl<T: Serialize>(items: &[T]) -> String {
     let mut text = String::new();
-    for sample in samples {
-        text.push_str(&serde_json::to_string(sample).expect("samples serialise"));
+    for item in items {
+        text.push_str(&serde_json::to_string(item).expect("run files serialise"));
         text.push('\n');
     }
     text

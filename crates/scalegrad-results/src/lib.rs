@@ -13,7 +13,7 @@ pub mod log;
 mod metrics;
 mod samples;
 
-pub use files::{ReadError, read_metrics, read_samples, samples_jsonl};
+pub use files::{ReadError, read_metrics, read_samples, to_jsonl};
 pub use log::{Event, read_events};
 pub use metrics::{
     CheckpointRecord, CheckpointSource, ContinuationSection, NextTokenSection, ObjectiveRecord,

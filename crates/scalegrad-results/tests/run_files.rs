@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use scalegrad_results::{
     ContinuationSample, Event, ObjectiveRecord, ReadError, RunMetrics, SummarySample, read_events,
-    read_metrics, read_samples, samples_jsonl,
+    read_metrics, read_samples, to_jsonl,
 };
 use serde_json::Value;
 
@@ -92,11 +92,11 @@ fn samples_and_logs_of_real_runs_read_back() {
         let again = if run.parent().unwrap().ends_with("open-ended") {
             let read: Vec<ContinuationSample> = read_samples(&run.join("samples.jsonl")).unwrap();
             assert_eq!(read.len(), lines);
-            samples_jsonl(&read)
+            to_jsonl(&read)
         } else {
             let read: Vec<SummarySample> = read_samples(&run.join("samples.jsonl")).unwrap();
             assert_eq!(read.len(), lines);
-            samples_jsonl(&read)
+            to_jsonl(&read)
         };
         let values = |text: &str| -> Vec<Value> {
             text.lines()

@@ -69,10 +69,10 @@ pub struct Best {
     pub value: f64,
 }
 
-/// Sums of the training steps since the last logged `train` event, so that a resumed run
-/// logs the same averages as an uninterrupted one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LogWindow {
+/// Sums over micro-batches, or over the steps of a log window: the objective and the NLL
+/// over scored tokens, the scored tokens and the novel ones among them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sums {
     /// Objective summed over scored tokens.
     pub loss_sum: f64,
     /// NLL summed over scored tokens.
@@ -81,6 +81,35 @@ pub struct LogWindow {
     pub count: f64,
     /// Novel scored tokens.
     pub novel: f64,
+}
+
+impl Sums {
+    /// Adds `other` in.
+    pub fn add(&mut self, other: &Sums) {
+        self.loss_sum += other.loss_sum;
+        self.nll_sum += other.nll_sum;
+        self.count += other.count;
+        self.novel += other.novel;
+    }
+
+    /// Mean objective per scored token.
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.count.max(1.0)
+    }
+
+    /// Mean NLL per scored token.
+    pub fn nll(&self) -> f64 {
+        self.nll_sum / self.count.max(1.0)
+    }
+}
+
+/// The training steps since the last logged `train` event, checkpointed so that a
+/// resumed run logs the same averages as an uninterrupted one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogWindow {
+    /// The steps' sums.
+    #[serde(flatten)]
+    pub sums: Sums,
     /// Seconds spent.
     pub seconds: f64,
     /// f16 steps skipped for overflowing gradients.
@@ -113,11 +142,6 @@ pub struct TrainState {
     /// checkpoints of older versions): `--resume` refuses a config that differs in them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// Writes `contents` to `path` atomically and durably ([`scalegrad_fs::write_atomic`]).
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    scalegrad_fs::write_atomic(path, contents).map_err(io("writing", path))
 }
 
 /// Saves a module as burnpack into `path`.
@@ -169,26 +193,31 @@ pub fn save<M: Module>(
     let dir = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
     let done = dir.join(format!("step-{:07}", state.step));
-    let tmp = scalegrad_fs::staging_dir(&done);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io("removing stale", &tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
-    save_module(model, &tmp.join("model.bpk"))?;
-    let optim_path = tmp.join("optimizer.bpk");
-    optimizer
-        .save(&optim_path)
-        .map_err(|err| CheckpointError::Store {
-            path: optim_path.clone(),
-            message: err.to_string(),
-        })?;
-    let state_path = tmp.join("state.json");
-    let json = serde_json::to_vec_pretty(state).map_err(|source| CheckpointError::State {
-        path: state_path.clone(),
-        source,
-    })?;
-    std::fs::write(&state_path, json).map_err(io("writing", &state_path))?;
-    scalegrad_fs::install_dir(&tmp, &done).map_err(io("installing", &done))?;
+    scalegrad_fs::replace_dir(
+        &done,
+        |staged| {
+            save_module(model, &staged.join("model.bpk"))?;
+            let optim_path = staged.join("optimizer.bpk");
+            optimizer
+                .save(&optim_path)
+                .map_err(|err| CheckpointError::Store {
+                    path: optim_path.clone(),
+                    message: err.to_string(),
+                })?;
+            let state_path = staged.join("state.json");
+            let json =
+                serde_json::to_vec_pretty(state).map_err(|source| CheckpointError::State {
+                    path: state_path.clone(),
+                    source,
+                })?;
+            std::fs::write(&state_path, json).map_err(io("writing", &state_path))
+        },
+        |source| CheckpointError::Io {
+            action: "installing",
+            path: done.clone(),
+            source,
+        },
+    )?;
     for old in list(run_dir)? {
         if old != done {
             std::fs::remove_dir_all(&old).map_err(io("removing old checkpoint", &old))?;

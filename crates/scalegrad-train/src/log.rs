@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 pub use scalegrad_results::log::{Event, read_events};
+use scalegrad_results::to_jsonl;
 
 /// An append-only writer of `log.jsonl`.
 pub struct RunLog {
@@ -28,19 +29,14 @@ impl RunLog {
     }
 
     fn open_inner(path: &Path, resume_step: Option<usize>) -> std::io::Result<Self> {
-        let kept = match resume_step {
+        let kept: Vec<Event> = match resume_step {
             Some(step) if path.exists() => read_events(path)?
                 .into_iter()
                 .filter(|e| e.step() <= step)
                 .collect(),
             _ => Vec::new(),
         };
-        let mut text = Vec::new();
-        for event in &kept {
-            serde_json::to_writer(&mut text, event)?;
-            text.push(b'\n');
-        }
-        scalegrad_fs::write_atomic(path, &text)?;
+        scalegrad_fs::write_atomic(path, to_jsonl(&kept).as_bytes())?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Self {
             path: path.to_path_buf(),

@@ -81,15 +81,15 @@ impl Task for TaskData<LmWindows<'_>> {
     }
 
     fn save_best(&self, model: &Gpt2, dir: &std::path::Path) -> Result<(), String> {
-        let tmp = scalegrad_fs::staging_dir(dir);
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        }
-        model
-            .save_pretrained(&tmp, Some(&self.tokenizer_dir))
-            .map_err(|e| format!("saving the best model to {}: {e}", tmp.display()))?;
-        scalegrad_fs::install_dir(&tmp, dir)
-            .map_err(|e| format!("installing the best model as {}: {e}", dir.display()))
+        scalegrad_fs::replace_dir(
+            dir,
+            |staged| {
+                model
+                    .save_pretrained(staged, Some(&self.tokenizer_dir))
+                    .map_err(|e| format!("saving the best model to {}: {e}", staged.display()))
+            },
+            |e| format!("replacing the best model {}: {e}", dir.display()),
+        )
     }
 }
 

@@ -106,14 +106,15 @@ pub fn save_model_dir(
     tokenizer_dir: &Path,
     dir: &Path,
 ) -> Result<(), String> {
-    let tmp = scalegrad_fs::staging_dir(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    }
-    save_pretrained(model, config, &tmp).map_err(|e| e.to_string())?;
-    scalegrad_bert2bert::copy_tokenizer_files(tokenizer_dir, &tmp).map_err(|e| e.to_string())?;
-    scalegrad_fs::install_dir(&tmp, dir)
-        .map_err(|e| format!("installing the model as {}: {e}", dir.display()))
+    scalegrad_fs::replace_dir(
+        dir,
+        |staged| {
+            save_pretrained(model, config, staged).map_err(|e| e.to_string())?;
+            scalegrad_bert2bert::copy_tokenizer_files(tokenizer_dir, staged)
+                .map_err(|e| e.to_string())
+        },
+        |e| format!("replacing the model {}: {e}", dir.display()),
+    )
 }
 
 /// Puts one sentence per line, the usual preparation before ROUGE-Lsum (which otherwise

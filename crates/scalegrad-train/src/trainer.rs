@@ -37,8 +37,8 @@ use scalegrad_ops::Execution;
 
 pub use crate::task::{Task, Validation, objective_in_chunks};
 
-use crate::checkpoint::{self, Best, TrainState};
-use crate::config::{RunConfig, SelectBy};
+use crate::checkpoint::{self, Best, LogWindow, Sums, TrainState};
+use crate::config::{RunConfig, SelectBy, changed_training_keys};
 use crate::log::{Event, Progress, RunLog};
 use crate::loss_scale::LossScaler;
 use crate::optim::{AdamWUpdate, adamw, clip_to_norm, global_norm_tensor, scale_gradients};
@@ -164,12 +164,13 @@ pub fn train<T: Task>(
     let mut optimizer = adamw(opt, AdamWUpdate::for_execution(spec.execution));
     let mut model = model;
     let mut state = TrainState::default();
+    let training_keys = config.training_keys();
     if spec.resume
         && let Some(latest) = checkpoint::latest(spec.run_dir)?
     {
         let (m, o, s) = checkpoint::load(&latest, model, optimizer)?;
         if let Some(saved) = &s.config {
-            let changed = config.changed_training_keys(saved);
+            let changed = changed_training_keys(saved, &training_keys);
             if !changed.is_empty() {
                 return Err(TrainError::ChangedConfig {
                     checkpoint: latest.display().to_string(),
@@ -182,13 +183,12 @@ pub fn train<T: Task>(
         state = s;
         eprintln!("resuming from {} (step {})", latest.display(), state.step);
     }
-    state.config = Some(config.training_keys());
+    state.config = Some(training_keys);
     let precision = config.training.precision;
     if precision.needs_loss_scaling() && state.loss_scaler.is_none() {
         state.loss_scaler = Some(LossScaler::new());
     }
-    let per_epoch = task.sampler().batches_per_epoch() as u64;
-    if per_epoch == 0 {
+    if task.sampler().batches_per_epoch() == 0 {
         return Err(TrainError::NoBatches);
     }
     // A crash while `best/` was being replaced leaves the previous copy aside.
@@ -204,9 +204,9 @@ pub fn train<T: Task>(
     });
     let chunk_bytes = config.training.chunk_mib << 20;
     let mut progress = Progress::new("train", stop_at as u64, state.step as u64);
-    let mut window = Window::restore(&state.log_window);
+    let mut window = state.log_window.clone();
     let mut pending = Pending::default();
-    let mut last = MicroStats::default();
+    let mut last = Sums::default();
     let mut rate = 0.0;
 
     while state.step < stop_at {
@@ -216,17 +216,15 @@ pub fn train<T: Task>(
         let step_started = Instant::now();
         let mut accumulator = GradientsAccumulator::<T::Model>::new();
         let mut step_stats: Option<Tensor<1>> = None;
+        // Average over micro-batches, so the step matches one big batch; f16 scales the
+        // loss up so that small gradients survive its products.
+        let scale = state.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
+        let loss_factor = scale / opt.grad_accumulation as f64;
         for _ in 0..opt.grad_accumulation {
             let (_, indices) = batches.next().expect("an endless order of batches");
             let batch = task.collate(indices);
-            // The position of the next batch, as a checkpoint records it: an epoch's end
-            // is the next epoch's start.
             let next = batches.position();
-            (state.epoch, state.batch_in_epoch) = if next.batch >= per_epoch {
-                (next.epoch + 1, 0)
-            } else {
-                (next.epoch, next.batch)
-            };
+            (state.epoch, state.batch_in_epoch) = (next.epoch, next.batch);
             let out = objective_in_chunks(
                 task,
                 &model,
@@ -241,10 +239,7 @@ pub fn train<T: Task>(
                 Some(sum) => sum + stats,
                 None => stats,
             });
-            // Average over micro-batches, so the step matches one big batch; f16 scales
-            // the loss up so that small gradients survive its products.
-            let scale = state.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
-            let loss = out.loss * (scale / opt.grad_accumulation as f64);
+            let loss = out.loss * loss_factor;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
         }
@@ -308,7 +303,7 @@ pub fn train<T: Task>(
                     });
                 }
                 state.tokens += micro.count as u64;
-                window.stats.add(micro);
+                window.sums.add(micro);
             }
             last = steps.last().cloned().unwrap_or_default();
             read = Some(grad_norm);
@@ -334,7 +329,7 @@ pub fn train<T: Task>(
             let grad_norm = read.flatten().unwrap_or(0.0);
             let scale = state.loss_scaler.as_ref().map(|s| s.scale);
             log.write(&window.event(step, lr, grad_norm, scale))?;
-            window = Window::default();
+            window = LogWindow::default();
         }
 
         if validate_now {
@@ -348,7 +343,7 @@ pub fn train<T: Task>(
             let better = state.best.as_ref().is_none_or(|b| score < b.value);
             if better {
                 task.save_best(&model.valid(), &best_dir(spec.run_dir))
-                    .map_err(|message| save_failed("best model", step, message, &spec))?;
+                    .map_err(|message| save_failed("best model", step, message, spec.run_dir))?;
                 state.best = Some(Best { step, value: score });
             }
             log.write(&Event::Valid {
@@ -366,11 +361,11 @@ pub fn train<T: Task>(
             ));
         }
         if checkpoint_now {
-            state.log_window = window.saved();
+            state.log_window = window.clone();
             // The log's lines up to this step become as durable as the checkpoint.
             log.sync()?;
             checkpoint::save(spec.run_dir, &model, &optimizer, &state)
-                .map_err(|e| save_failed("checkpoint", step, e.to_string(), &spec))?;
+                .map_err(|e| save_failed("checkpoint", step, e.to_string(), spec.run_dir))?;
         }
     }
     progress.finish();
@@ -422,7 +417,7 @@ impl Pending {
 
     /// Reads everything pending in one transfer: each step's sums, and the newest
     /// gradient norm when one was computed since the last read.
-    fn read(&mut self) -> Result<(Vec<MicroStats>, Option<f64>), TrainError> {
+    fn read(&mut self) -> Result<(Vec<Sums>, Option<f64>), TrainError> {
         let steps = std::mem::take(&mut self.steps);
         let n = steps.len();
         let mut parts = steps;
@@ -441,7 +436,7 @@ impl Pending {
         let stats = values
             .chunks_exact(4)
             .take(n)
-            .map(|v| MicroStats {
+            .map(|v| Sums {
                 loss_sum: v[0],
                 nll_sum: v[1],
                 count: v[2],
@@ -452,42 +447,13 @@ impl Pending {
     }
 }
 
-/// Sums over the micro-batches of one step, or over the steps of a log window.
-#[derive(Clone, Default)]
-struct MicroStats {
-    loss_sum: f64,
-    nll_sum: f64,
-    count: f64,
-    novel: f64,
-}
-
-impl MicroStats {
-    fn add(&mut self, other: &MicroStats) {
-        self.loss_sum += other.loss_sum;
-        self.nll_sum += other.nll_sum;
-        self.count += other.count;
-        self.novel += other.novel;
-    }
-    fn loss(&self) -> f64 {
-        self.loss_sum / self.count.max(1.0)
-    }
-    fn nll(&self) -> f64 {
-        self.nll_sum / self.count.max(1.0)
-    }
-}
-
 /// A failed save of the checkpoint or best model at `step`, saying what is intact.
-fn save_failed(
-    what: &'static str,
-    step: usize,
-    message: String,
-    spec: &TrainSpec<'_>,
-) -> TrainError {
-    let kept = match checkpoint::latest(spec.run_dir) {
+fn save_failed(what: &'static str, step: usize, message: String, run_dir: &Path) -> TrainError {
+    let kept = match checkpoint::latest(run_dir) {
         Ok(Some(p)) => format!("The previous checkpoint {} is intact", p.display()),
         _ => "No checkpoint was written yet".to_string(),
     };
-    let best = best_dir(spec.run_dir);
+    let best = best_dir(run_dir);
     let kept = if best.exists() {
         format!(
             "{kept}, and so is the best model so far in {}",
@@ -501,57 +467,24 @@ fn save_failed(
         step,
         message,
         kept,
-        run_dir: spec.run_dir.display().to_string(),
+        run_dir: run_dir.display().to_string(),
     }
 }
 
-/// Sums over the steps since the last `train` event.
-#[derive(Default)]
-struct Window {
-    stats: MicroStats,
-    seconds: f64,
-    /// f16 steps skipped for overflowing gradients.
-    skipped: u64,
-}
-
-impl Window {
-    fn restore(saved: &checkpoint::LogWindow) -> Self {
-        Self {
-            stats: MicroStats {
-                loss_sum: saved.loss_sum,
-                nll_sum: saved.nll_sum,
-                count: saved.count,
-                novel: saved.novel,
-            },
-            seconds: saved.seconds,
-            skipped: saved.skipped,
-        }
-    }
-
-    fn saved(&self) -> checkpoint::LogWindow {
-        checkpoint::LogWindow {
-            loss_sum: self.stats.loss_sum,
-            nll_sum: self.stats.nll_sum,
-            count: self.stats.count,
-            novel: self.stats.novel,
-            seconds: self.seconds,
-            skipped: self.skipped,
-        }
-    }
-
+impl LogWindow {
     fn tokens_per_s(&self) -> f64 {
-        self.stats.count / self.seconds.max(1e-9)
+        self.sums.count / self.seconds.max(1e-9)
     }
 
     fn event(&self, step: usize, lr: f64, grad_norm: f64, loss_scale: Option<f64>) -> Event {
         Event::Train {
             step,
-            loss: self.stats.loss(),
-            nll: self.stats.nll(),
+            loss: self.sums.loss(),
+            nll: self.sums.nll(),
             lr,
             grad_norm,
             tokens_per_s: self.tokens_per_s(),
-            novel_fraction: self.stats.novel / self.stats.count.max(1.0),
+            novel_fraction: self.sums.novel / self.sums.count.max(1.0),
             loss_scale,
             skipped: self.skipped,
         }

@@ -18,7 +18,7 @@ mod checks;
 mod resume;
 
 pub use checks::Range;
-pub use resume::RESUMABLE_KEYS;
+pub use resume::{RESUMABLE_KEYS, changed_training_keys};
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, thiserror::Error)]

@@ -54,22 +54,21 @@ impl RunConfig {
         );
         out
     }
+}
 
-    /// The training keys whose values differ between a checkpoint's record (`saved`) and
-    /// this config, as `key: saved -> now` lines (keys only one side has count too).
-    pub fn changed_training_keys(
-        &self,
-        saved: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
-        let now = self.training_keys();
-        let mut keys: Vec<&String> = saved.keys().chain(now.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        let show =
-            |v: Option<&serde_json::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
-        keys.into_iter()
-            .filter(|k| saved.get(*k) != now.get(*k))
-            .map(|k| format!("{k}: {} -> {}", show(saved.get(k)), show(now.get(k))))
-            .collect()
-    }
+/// The training keys whose values differ between a checkpoint's record (`saved`) and a
+/// config's ([`RunConfig::training_keys`]), as `key: saved -> now` lines (keys only one
+/// side has count too).
+pub fn changed_training_keys(
+    saved: &serde_json::Map<String, serde_json::Value>,
+    now: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = saved.keys().chain(now.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&serde_json::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
+    keys.into_iter()
+        .filter(|k| saved.get(*k) != now.get(*k))
+        .map(|k| format!("{k}: {} -> {}", show(saved.get(k)), show(now.get(k))))
+        .collect()
 }

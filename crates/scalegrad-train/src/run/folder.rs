@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use super::{Result, RunError, RunOptions};
-use crate::checkpoint::write_atomic;
+use super::{Result, RunError, RunOptions, io_err};
 use crate::trainer::TrainError;
 
 /// What [`prepare`] found.
@@ -14,13 +13,6 @@ pub(super) enum State {
     Finished,
     /// The folder exists and holds the config: the run can start or resume.
     Ready,
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |e| RunError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
 }
 
 /// Makes `dir` ready for the run `opts` asks for, and writes the config into it first,
@@ -50,7 +42,9 @@ pub(super) fn prepare(opts: &RunOptions, dir: &Path) -> Result<State> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let config_text =
         std::fs::read_to_string(&opts.config_path).map_err(io_err(&opts.config_path))?;
-    write_atomic(&dir.join("config.toml"), config_text.as_bytes()).map_err(TrainError::from)?;
+    let config_copy = dir.join("config.toml");
+    scalegrad_fs::write_atomic(&config_copy, config_text.as_bytes())
+        .map_err(io_err(&config_copy))?;
     Ok(State::Ready)
 }
 

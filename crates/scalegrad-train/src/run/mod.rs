@@ -114,6 +114,14 @@ pub fn run_dir(out: &Path, config: &RunConfig) -> PathBuf {
         .join(&config.run.name)
 }
 
+/// A file-system error on `path` as a run error.
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |e| RunError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
 /// One run under way: its config (with the command line's overrides), options and folder.
 struct Run<'a> {
     config: &'a RunConfig,
@@ -159,21 +167,10 @@ fn run_config(opts: &RunOptions) -> Result<RunConfig> {
     if let Some(precision) = opts.precision {
         config.training.precision = precision;
     }
-    let precision = config.training.precision;
-    precision.check_device(&opts.device).map_err(|why| {
-        steps::invalid(
-            &opts.config_path,
-            "training.precision",
-            format!(
-                "the {} backend cannot run {precision}: {why}; use --precision f32{}",
-                opts.backend,
-                if precision == Precision::Bf16 {
-                    " (or f16 where the device has it)"
-                } else {
-                    ""
-                }
-            ),
-        )
-    })?;
+    config
+        .training
+        .precision
+        .check_backend(&opts.device, &opts.backend)
+        .map_err(|message| steps::invalid(&opts.config_path, "training.precision", message))?;
     Ok(config)
 }

@@ -8,12 +8,11 @@ use scalegrad_loss::ObjectiveConfig;
 use scalegrad_ops::Execution;
 use scalegrad_results::{
     CheckpointRecord, CheckpointSource, ContinuationSample, ObjectiveRecord, OpenEndedMetrics,
-    Provenance, RunMetrics, SummarizationMetrics, SummarySample, samples_jsonl,
+    Provenance, RunMetrics, SummarizationMetrics, SummarySample, to_jsonl,
 };
 
-use super::{Result, Run};
-use crate::checkpoint::write_atomic;
-use crate::trainer::{TrainError, TrainOutcome};
+use super::{Result, Run, io_err};
+use crate::trainer::TrainOutcome;
 
 /// An experiment's metrics and the samples kept for the report.
 pub(super) enum Results {
@@ -85,17 +84,21 @@ pub(super) fn write(run: &Run, outcome: Outcome, started: Instant) -> Result<()>
     let samples = match outcome.results {
         Results::OpenEnded(section, samples) => {
             metrics.open_ended = Some(section);
-            samples_jsonl(&samples)
+            to_jsonl(&samples)
         }
         Results::Summarization(section, samples) => {
             metrics.summarization = Some(*section);
-            samples_jsonl(&samples)
+            to_jsonl(&samples)
         }
     };
-    write_atomic(&run.dir.join("samples.jsonl"), samples.as_bytes()).map_err(TrainError::from)?;
-    let path = run.dir.join("metrics.json");
-    write_atomic(&path, metrics.to_json().as_bytes()).map_err(TrainError::from)?;
-    eprintln!("wrote {}", path.display());
+    for (name, text) in [
+        ("samples.jsonl", samples),
+        ("metrics.json", metrics.to_json()),
+    ] {
+        let path = run.dir.join(name);
+        scalegrad_fs::write_atomic(&path, text.as_bytes()).map_err(io_err(&path))?;
+    }
+    eprintln!("wrote {}", run.dir.join("metrics.json").display());
     Ok(())
 }
 
