@@ -10,7 +10,10 @@
 //!    the same product computed on the host in f64;
 //! 3. ScaleGrad (gamma 0.2) forward and backward on `[2, 16, 100]` logits, whose loss and
 //!    gradient are compared with a host f64 evaluation of the paper's eq. 3 (the gradient
-//!    of `-log p~_y` with respect to the logits is `(p~ - onehot(y)) / N`).
+//!    of `-log p~_y` with respect to the logits is `(p~ - onehot(y)) / N`). On the CubeCL
+//!    backends (wgpu, cuda) it also counts what burn's kernel fusion made of this step:
+//!    how many operations it registered, how many fused kernels and single operations
+//!    ran them. A GPU pays a launch per kernel, so a build without fusion shows here.
 //!
 //! burn panics inside device initialisation when a backend is unusable (no Vulkan driver,
 //! no CUDA driver, ...). Each check therefore runs under `catch_unwind` with a quiet panic
@@ -84,8 +87,21 @@ struct Check {
     loss: Option<f64>,
     /// Largest errors against the host's f64 values, for the steps that were compared.
     errors: Errors,
+    /// What kernel fusion made of the loss and backward step (CubeCL backends only).
+    fusion: Option<FusionCounts>,
     /// Why the check failed, with the fix when one is known.
     error: Option<String>,
+}
+
+/// How burn's fusion ran one piece of work: `operations` tensor operations (drops of
+/// tensors not counted) ran as `fused_kernels` kernels that each did several of them and
+/// `single_operations` that ran on their own (some of those, such as reshapes, launch
+/// nothing).
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+struct FusionCounts {
+    operations: usize,
+    fused_kernels: usize,
+    single_operations: usize,
 }
 
 /// Per-step wall times in milliseconds (`None` for steps that did not complete).
@@ -206,6 +222,13 @@ fn print_check(check: &Check) {
             e(errors.gradient)
         );
     }
+    if let Some(fusion) = &check.fusion {
+        println!(
+            "         fusion: the loss and backward's {} operations ran as {} fused kernels \
+             and {} single operations",
+            fusion.operations, fusion.fused_kernels, fusion.single_operations
+        );
+    }
     if let Some(error) = &check.error {
         println!("         error: {error}");
     }
@@ -222,6 +245,7 @@ fn check(backend: Backend) -> Check {
         steps: Steps::default(),
         loss: None,
         errors: Errors::default(),
+        fusion: None,
         error: None,
     };
     let start = Instant::now();
@@ -346,6 +370,8 @@ fn workload(backend: Backend, report: &mut Check) -> Result<()> {
         .map(|_| (rng.next() % TARGET_RANGE) as i64)
         .collect();
     let start = Instant::now();
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let watch = matches!(backend, Backend::Wgpu | Backend::Cuda).then(fusion_watch::Watch::start);
     let tracked = Tensor::<3>::from_data(TensorData::new(logits.clone(), LOGITS_SHAPE), &device)
         .require_grad();
     let target_tensor =
@@ -361,6 +387,11 @@ fn workload(backend: Backend, report: &mut Check) -> Result<()> {
     let grad = values(grad)?;
     report.steps.loss_backward_ms = Some(millis(start));
     report.loss = Some(loss_value);
+    // The reads above ran every block of the step, so the counts are complete.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        report.fusion = watch.map(fusion_watch::Watch::finish);
+    }
 
     ensure!(loss_value.is_finite(), "ScaleGrad loss is {loss_value}");
     ensure!(
@@ -392,6 +423,80 @@ fn workload(backend: Backend, report: &mut Check) -> Result<()> {
          (largest entry {grad_scale:.2e}, tolerance {GRAD_TOLERANCE:.0e} of it)"
     );
     Ok(())
+}
+
+/// Counting what burn's fusion runs, with its observer (process-wide, so one count at a
+/// time: the checks run one after another).
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod fusion_watch {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    use burn_fusion::observer::{BlockOperations, FusionObservation, FusionObserver};
+    use burn_ir::OperationIr;
+
+    use super::FusionCounts;
+
+    #[derive(Default)]
+    struct Counter {
+        operations: AtomicUsize,
+        fused_kernels: AtomicUsize,
+        single_operations: AtomicUsize,
+    }
+
+    impl FusionObserver for Counter {
+        fn registered(&self, operation: &OperationIr) {
+            if !matches!(operation, OperationIr::Drop(_)) {
+                self.operations.fetch_add(1, Relaxed);
+            }
+        }
+
+        fn block_starts(&self, block: BlockOperations<'_>) {
+            let work = block
+                .iter()
+                .filter(|op| !matches!(op, OperationIr::Drop(_)))
+                .count();
+            match work {
+                0 => {}
+                1 => {
+                    self.single_operations.fetch_add(1, Relaxed);
+                }
+                _ => {
+                    self.fused_kernels.fetch_add(1, Relaxed);
+                }
+            }
+        }
+
+        fn block_ran(&self) {}
+    }
+
+    /// Counts from [`Watch::start`] to [`Watch::finish`].
+    pub struct Watch {
+        counter: Arc<Counter>,
+        observation: FusionObservation,
+    }
+
+    impl Watch {
+        pub fn start() -> Self {
+            let counter = Arc::new(Counter::default());
+            let observation = FusionObservation::new(counter.clone());
+            Self {
+                counter,
+                observation,
+            }
+        }
+
+        /// The counts; call it after a read of the work's results, which runs every
+        /// block the work registered.
+        pub fn finish(self) -> FusionCounts {
+            drop(self.observation);
+            FusionCounts {
+                operations: self.counter.operations.load(Relaxed),
+                fused_kernels: self.counter.fused_kernels.load(Relaxed),
+                single_operations: self.counter.single_operations.load(Relaxed),
+            }
+        }
+    }
 }
 
 /// Reads a float tensor back to the host as f32.

@@ -58,6 +58,10 @@ fn flex_check_matches_the_host_reference_and_reports_device_and_timings() {
     assert!(flex["error"].is_null(), "{flex}");
     let device = flex["device"].as_str().expect("device is reported");
     assert!(device.contains("Flex"), "device={device}");
+    assert!(
+        flex["fusion"].is_null(),
+        "flex has no kernel fusion: {flex}"
+    );
 
     // The loss of uniform-ish logits over 100 tokens with gamma 0.2 is about
     // ln(100) ± a few nats; what matters is that it is finite and agrees with the host.
@@ -86,6 +90,38 @@ fn flex_check_matches_the_host_reference_and_reports_device_and_timings() {
     assert!(
         steps <= total,
         "steps sum to {steps} ms, more than the total {total} ms"
+    );
+}
+
+/// A GPU pays a launch per kernel: the `wgpu` feature must bring burn's kernel fusion
+/// (off with the workspace's `default-features = false` on burn unless asked for), so
+/// the check's loss and backward run as fewer kernels than operations. Built without
+/// fusion, every operation would run on its own and no fused kernel would be counted.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_runs_the_loss_and_backward_as_fused_kernels() {
+    let out = scalegrad(&["info", "--check", "--json", "--backend", "wgpu"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = stdout_json(&out);
+    let fusion = &info["checks"][0]["fusion"];
+    let count = |key: &str| {
+        fusion[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("fusion.{key} missing: {info}"))
+    };
+    let (operations, fused, single) = (
+        count("operations"),
+        count("fused_kernels"),
+        count("single_operations"),
+    );
+    assert!(fused >= 1, "no fused kernel: {fusion}");
+    assert!(
+        fused + single < operations,
+        "{operations} operations ran as {fused} fused kernels and {single} single ones"
     );
 }
 
