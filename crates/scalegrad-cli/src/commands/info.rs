@@ -97,7 +97,7 @@ struct Check {
 /// tensors not counted) ran as `fused_kernels` kernels that each did several of them and
 /// `single_operations` that ran on their own (some of those, such as reshapes, launch
 /// nothing).
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize)]
 struct FusionCounts {
     operations: usize,
     fused_kernels: usize,
@@ -371,7 +371,7 @@ fn workload(backend: Backend, report: &mut Check) -> Result<()> {
         .collect();
     let start = Instant::now();
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    let watch = matches!(backend, Backend::Wgpu | Backend::Cuda).then(fusion_watch::Watch::start);
+    let watch = fusion_watch::Watch::start();
     let tracked = Tensor::<3>::from_data(TensorData::new(logits.clone(), LOGITS_SHAPE), &device)
         .require_grad();
     let target_tensor =
@@ -390,7 +390,7 @@ fn workload(backend: Backend, report: &mut Check) -> Result<()> {
     // The reads above ran every block of the step, so the counts are complete.
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
-        report.fusion = watch.map(fusion_watch::Watch::finish);
+        report.fusion = watch.finish();
     }
 
     ensure!(loss_value.is_finite(), "ScaleGrad loss is {loss_value}");
@@ -486,15 +486,17 @@ mod fusion_watch {
             }
         }
 
-        /// The counts; call it after a read of the work's results, which runs every
-        /// block the work registered.
-        pub fn finish(self) -> FusionCounts {
+        /// The counts, `None` when no operation went through fusion (a backend
+        /// without it, such as flex); call it after a read of the work's results, which
+        /// runs every block the work registered.
+        pub fn finish(self) -> Option<FusionCounts> {
             drop(self.observation);
-            FusionCounts {
-                operations: self.counter.operations.load(Relaxed),
+            let operations = self.counter.operations.load(Relaxed);
+            (operations > 0).then(|| FusionCounts {
+                operations,
                 fused_kernels: self.counter.fused_kernels.load(Relaxed),
                 single_operations: self.counter.single_operations.load(Relaxed),
-            }
+            })
         }
     }
 }

@@ -100,13 +100,13 @@ fn flex_check_matches_the_host_reference_and_reports_device_and_timings() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_runs_the_loss_and_backward_as_fused_kernels() {
-    let out = scalegrad(&["info", "--check", "--json", "--backend", "wgpu"]);
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info = stdout_json(&out);
+    let info = common::success_json(&scalegrad(&[
+        "info",
+        "--check",
+        "--json",
+        "--backend",
+        "wgpu",
+    ]));
     let fusion = &info["checks"][0]["fusion"];
     let count = |key: &str| {
         fusion[key]
