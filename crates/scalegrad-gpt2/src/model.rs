@@ -18,7 +18,9 @@ use burn::nn::{
 };
 use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use scalegrad_ops::{Compute, Execution, Precision, dropout, linear, matmul_transposed};
+use scalegrad_ops::{
+    Compute, Execution, Precision, dropout, dropout_active, linear, matmul_transposed,
+};
 
 use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
@@ -299,10 +301,7 @@ impl Gpt2 {
         let (positions, mask) = match attention_mask {
             None => (
                 Tensor::<1, Int>::arange(0..len as i64, &device).reshape([1, len]),
-                AttentionMask {
-                    mask: None,
-                    causal: true,
-                },
+                self.causal_mask(len, &device),
             ),
             Some(attention_mask) => {
                 assert_eq!(
@@ -333,6 +332,30 @@ impl Gpt2 {
             .iter()
             .fold(x, |x, block| block.forward(x, &mask, self.compute()));
         self.ln_f.forward(x)
+    }
+
+    /// The mask of a causal forward pass without padding. burn's fused attention op takes
+    /// causality as a flag; with attention dropout active (training), every layer writes
+    /// its attention out and needs the mask as a tensor, which is built here once for all
+    /// layers rather than by each (on a GPU it is several kernel launches per layer).
+    fn causal_mask(&self, len: usize, device: &Device) -> AttentionMask {
+        let explicit = self
+            .blocks
+            .iter()
+            .any(|block| dropout_active(&block.attn.attn_dropout, device));
+        if explicit {
+            AttentionMask {
+                mask: Some(
+                    Tensor::<2, Bool>::tril_mask([len, len], 0, device).reshape([1, 1, len, len]),
+                ),
+                causal: false,
+            }
+        } else {
+            AttentionMask {
+                mask: None,
+                causal: true,
+            }
+        }
     }
 
     /// Logits from final hidden states: `hidden @ wte^T`, `[batch, len, vocab_size]`.

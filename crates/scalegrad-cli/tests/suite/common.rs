@@ -6,9 +6,12 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// The binary without the user's Hugging Face settings, so that no test reads the real
-/// cache or reaches for the network unless it sets them itself.
+/// cache or reaches for the network unless it sets them itself. It runs in `tests/cubecl`,
+/// whose cubecl.toml makes autotune time each candidate kernel once (see that file); every
+/// path a test passes is absolute.
 pub fn scalegrad() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scalegrad"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cubecl"));
     for var in [
         "HF_HOME",
         "HF_HUB_CACHE",
