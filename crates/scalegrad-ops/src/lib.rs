@@ -17,6 +17,10 @@
 //! where the CPU has them ([`avx512_kernels`]), and the few-row rules follow what was
 //! measured for those kernels.
 //!
+//! On GPU backends the order of operations matters to burn's kernel fusion: [`linear`]
+//! takes its bias's broadcast view before the product, so that the addition (and the
+//! element-wise work after it) fuses with the product.
+//!
 //! [`KvBuffer`] is the preallocated key/value cache both models decode with, on any device.
 //!
 //! Every function takes the [`Execution`] policy the caller resolved once for its device:
