@@ -35,8 +35,9 @@ const MASKED_SCORE: f32 = f32::MIN;
 /// Which keys each query may attend to.
 #[derive(Clone, Debug)]
 pub(crate) struct AttentionMask {
-    /// `[batch, 1, queries, keys]`, true where the key is masked out (padding, or in the
-    /// future of the query when `causal` is false because it is already included).
+    /// `[batch, 1, queries, keys]` (or `[1, 1, queries, keys]`, the same for every row),
+    /// true where the key is masked out (padding, or in the future of the query when
+    /// `causal` is false because it is already included).
     pub mask: Option<Tensor<4, Bool>>,
     /// Mask keys after the query (queries and keys aligned at their ends).
     pub causal: bool,

@@ -74,11 +74,12 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
     1
 }
 
-/// `x W + b` of a linear layer for `x` of `[batch, len, in]`: burn's `Linear::forward`
-/// on the `[batch * len, in]` rows (one product on every device), or, with
-/// [`Execution::Host`](crate::Execution::Host) and a product the backend would run on one thread, slices of the
-/// input dimension multiplied on all of the rayon pool's threads and the partial
-/// products added.
+/// `x W + b` of a linear layer for `x` of `[batch, len, in]`, computed on the
+/// `[batch * len, in]` rows. With [`Execution::Host`](crate::Execution::Host): burn's
+/// `Linear::forward` (one product), or, for a product the backend would run on one
+/// thread, slices of the input dimension multiplied on all of the rayon pool's threads
+/// and the partial products added. With [`Execution::Device`](crate::Execution::Device):
+/// one product, then the bias, whose `[1, out]` view is taken first (see the body).
 ///
 /// With a half [`Precision`](crate::Precision) the product's operands are cast to it
 /// (one product, no split) and the result comes back in f32 before the bias is added.

@@ -312,6 +312,9 @@ fn a_failed_write_stops_with_one_message_and_keeps_what_was_saved() {
     let cmd = train(&config, &out, &cache);
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let mut limited = std::process::Command::new("bash");
+    if let Some(dir) = cmd.get_current_dir() {
+        limited.current_dir(dir);
+    }
     limited
         .arg("-c")
         .arg("trap '' XFSZ; ulimit -f 2048; exec \"$0\" \"$@\"")
