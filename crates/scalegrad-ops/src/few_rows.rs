@@ -100,12 +100,8 @@ pub fn linear(compute: impl Into<Compute>, layer: &Linear, x: Tensor<3>) -> Tens
         // (activation, residual) ran as kernels of their own. Measured on lavapipe with
         // `CUBECL_DEBUG_OPTION=profile-full`: product, bias, scale and residual in 2
         // launches this way, 4.5 the other. On the CPU nothing fuses; the order is moot.
-        let bias = layer.bias.as_ref().map(|b| b.val().unsqueeze::<2>());
-        let out = compute.matmul(x, weight);
-        match bias {
-            Some(bias) => out + bias,
-            None => out,
-        }
+        let bias = bias_row(layer);
+        plus_bias(compute.matmul(x, weight), bias)
     };
     out.reshape([batch, len, d_out])
 }
@@ -117,6 +113,7 @@ fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
     }
     let d_in = x.dims()[1];
     let weight = layer.weight.val();
+    let bias = bias_row(layer);
     let per_part = d_in.div_ceil(parts);
     let out = (0..d_in.div_ceil(per_part))
         .into_par_iter()
@@ -129,13 +126,19 @@ fn linear_in_parts(layer: &Linear, x: Tensor<2>, parts: usize) -> Tensor<2> {
         })
         .reduce_with(|a, b| a + b)
         .expect("at least one part");
-    with_bias(layer, out)
+    plus_bias(out, bias)
 }
 
-/// `out + b` for a linear layer's bias, if it has one.
-fn with_bias(layer: &Linear, out: Tensor<2>) -> Tensor<2> {
-    match &layer.bias {
-        Some(bias) => out + bias.val().unsqueeze::<2>(),
+/// A linear layer's bias as a `[1, out]` row, if it has one; taken before the product it
+/// is added to (see [`linear`]).
+fn bias_row(layer: &Linear) -> Option<Tensor<2>> {
+    layer.bias.as_ref().map(|b| b.val().unsqueeze::<2>())
+}
+
+/// `out + bias`, or `out` for a layer without one.
+fn plus_bias(out: Tensor<2>, bias: Option<Tensor<2>>) -> Tensor<2> {
+    match bias {
+        Some(bias) => out + bias,
         None => out,
     }
 }
@@ -256,25 +259,33 @@ mod tests {
             let grads_plain = (plain * weights.clone()).sum().backward();
             let grad = |g: &burn::tensor::Gradients, t: &Tensor<2>| t.grad(g).expect("a gradient");
             let weight = layer.weight.val();
-            assert!(
-                max_diff(grad(&grads_folded, &weight), grad(&grads_plain, &weight)) < 1e-4,
-                "{execution}"
-            );
             let bias = layer.bias.as_ref().expect("a bias").val();
-            assert!(
-                max_diff(
-                    bias.grad(&grads_folded).expect("a gradient"),
-                    bias.grad(&grads_plain).expect("a gradient")
-                ) < 1e-4,
-                "{execution}"
-            );
-            assert!(
-                max_diff(
-                    x.grad(&grads_folded).expect("a gradient"),
-                    x.grad(&grads_plain).expect("a gradient")
-                ) < 1e-5,
-                "{execution}"
-            );
+            let gradient = "a gradient";
+            for (name, diff, tolerance) in [
+                (
+                    "weight",
+                    max_diff(grad(&grads_folded, &weight), grad(&grads_plain, &weight)),
+                    1e-4,
+                ),
+                (
+                    "bias",
+                    max_diff(
+                        bias.grad(&grads_folded).expect(gradient),
+                        bias.grad(&grads_plain).expect(gradient),
+                    ),
+                    1e-4,
+                ),
+                (
+                    "input",
+                    max_diff(
+                        x.grad(&grads_folded).expect(gradient),
+                        x.grad(&grads_plain).expect(gradient),
+                    ),
+                    1e-5,
+                ),
+            ] {
+                assert!(diff < tolerance, "{execution}, {name} gradient: {diff}");
+            }
         }
     }
 
