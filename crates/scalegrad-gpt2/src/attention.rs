@@ -24,7 +24,7 @@ use burn::tensor::{Bool, Tensor};
 
 use scalegrad_ops::{Compute, KvBuffer, dropout, dropout_active, linear};
 
-use crate::decode_weights::BlockWeights;
+use crate::decode_weights::{BlockLinear, BlockWeights};
 
 /// Value written over masked attention scores before the softmax in the explicit
 /// paths. Finite, as in transformers (`torch.finfo(dtype).min`), so that a query whose
@@ -61,10 +61,16 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Attention over the sequence itself: `x` is `[batch, len, n_embd]`.
-    pub(crate) fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Compute) -> Tensor<3> {
-        let [batch, len, _] = x.dims();
-        let (q, k, v) = self.split_heads(x, None, exec);
+    /// Attention over the sequence itself: `x` holds `[batch, len]` positions as
+    /// `[batch * len, n_embd]` rows.
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<2>,
+        [batch, len]: [usize; 2],
+        mask: &AttentionMask,
+        exec: Compute,
+    ) -> Tensor<2> {
+        let (q, k, v) = self.split_heads(x, [batch, len], None, exec);
         let context = if dropout_active(&self.attn_dropout, &q.device()) {
             self.explicit_attention(q, k, v, mask, 0, exec)
         } else {
@@ -80,38 +86,41 @@ impl Attention {
 
     /// Attention of new positions over the cache and themselves. The new keys and
     /// values are written into the cache at `start..start + len`; `mask` covers keys
-    /// `0..start + len` and already includes causality. `fast` holds transposed copies
-    /// of this block's weights when they pay off (see `decode_weights`).
+    /// `0..start + len` and already includes causality. `fast` holds this block's weights
+    /// prepared for decoding steps when they pay off (see `decode_weights`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_cached(
         &self,
-        x: Tensor<3>,
+        x: Tensor<2>,
+        [batch, len]: [usize; 2],
         cache: &mut KvBuffer,
         (start, capacity): (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,
         exec: Compute,
-    ) -> Tensor<3> {
-        let [batch, len, _] = x.dims();
-        let (q, k, v) = self.split_heads(x, fast, exec);
+    ) -> Tensor<2> {
+        let (q, k, v) = self.split_heads(x, [batch, len], fast, exec);
         let (keys, values) = cache.append(k, v, start, capacity);
         let context = self.explicit_attention(q, keys, values, mask, start, exec);
         self.merge_heads(context, batch, len, fast, exec)
     }
 
-    /// `[batch, len, n_embd]` to queries, keys and values of `[batch, heads, len, head_dim]`.
+    /// `[batch * len, n_embd]` rows to queries, keys and values of
+    /// `[batch, heads, len, head_dim]`.
     fn split_heads(
         &self,
-        x: Tensor<3>,
+        x: Tensor<2>,
+        [batch, len]: [usize; 2],
         fast: Option<&BlockWeights>,
         exec: Compute,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [batch, len, width] = x.dims();
+        let width = x.dims()[1];
         let head_dim = width / self.n_head;
         let qkv = match fast {
-            Some(weights) => weights.qkv.forward(x),
+            Some(weights) => weights.linear(BlockLinear::Qkv, &self.qkv, x, exec),
             None => linear(exec, &self.qkv, x),
         };
-        let mut parts = qkv.chunk(3, 2).into_iter().map(|part| {
+        let mut parts = qkv.chunk(3, 1).into_iter().map(|part| {
             part.reshape([batch, len, self.n_head, head_dim])
                 .swap_dims(1, 2)
         });
@@ -123,8 +132,8 @@ impl Attention {
         )
     }
 
-    /// `[batch, heads, len, head_dim]` back to `[batch, len, n_embd]`, then the output
-    /// projection and its dropout.
+    /// `[batch, heads, len, head_dim]` back to `[batch * len, n_embd]` rows, then the
+    /// output projection and its dropout.
     fn merge_heads(
         &self,
         context: Tensor<4>,
@@ -132,13 +141,13 @@ impl Attention {
         len: usize,
         fast: Option<&BlockWeights>,
         exec: Compute,
-    ) -> Tensor<3> {
+    ) -> Tensor<2> {
         let [_, heads, _, head_dim] = context.dims();
         let merged = context
             .swap_dims(1, 2)
-            .reshape([batch, len, heads * head_dim]);
+            .reshape([batch * len, heads * head_dim]);
         let projected = match fast {
-            Some(weights) => weights.attn_proj.forward(merged),
+            Some(weights) => weights.linear(BlockLinear::AttnProj, &self.proj, merged, exec),
             None => linear(exec, &self.proj, merged),
         };
         dropout(exec, &self.resid_dropout, projected)

@@ -17,7 +17,6 @@ use scalegrad_ops::Execution;
 use serde::{Deserialize, Serialize};
 
 use crate::Gpt2Error;
-use crate::decode_weights::DecodeWeights;
 use crate::decoding::{GenerationConfig, PaddingSide, SplitMix64, next_token};
 use crate::device_decoding;
 use crate::model::Gpt2;
@@ -122,10 +121,11 @@ fn decode(
     let mut rngs: Vec<SplitMix64> = (0..batch)
         .map(|b| SplitMix64::for_row(config.seed, b))
         .collect();
-    // Steps feed one position per row: with a few rows, transposed weights are faster.
+    // Steps feed one position per row: weights prepared for such steps, where they pay off.
     let execution = model.execution();
-    let fast = (config.max_new_tokens > 1 && DecodeWeights::pays_off(model.compute(), batch))
-        .then(|| model.decode_weights());
+    let fast = (config.max_new_tokens > 1)
+        .then(|| model.decode_weights(batch))
+        .flatten();
     for step in 0..config.max_new_tokens {
         let chosen = choose(logits, &contexts, config, &mut rngs, execution)?;
         let mut next = vec![pad as i64; batch];

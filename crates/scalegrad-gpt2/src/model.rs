@@ -26,7 +26,7 @@ use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::KvCache;
 use crate::config::{Activation, Gpt2Config};
-use crate::decode_weights::{BlockWeights, DecodeWeights};
+use crate::decode_weights::{BlockLinear, BlockNorm, BlockWeights, DecodeWeights};
 
 /// Below this many positions the LM head multiplies in the `wte @ hidden^T` orientation.
 const LM_HEAD_FEW_ROWS: usize = 32;
@@ -45,9 +45,9 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn forward(&self, x: Tensor<3>, fast: Option<&BlockWeights>, exec: Compute) -> Tensor<3> {
+    fn forward(&self, x: Tensor<2>, fast: Option<&BlockWeights>, exec: Compute) -> Tensor<2> {
         let x = match fast {
-            Some(weights) => weights.fc.forward(x),
+            Some(weights) => weights.linear(BlockLinear::Fc, &self.fc, x, exec),
             None => linear(exec, &self.fc, x),
         };
         let x = match self.activation {
@@ -56,7 +56,7 @@ impl Mlp {
             Activation::Relu => relu(x),
         };
         let x = match fast {
-            Some(weights) => weights.mlp_proj.forward(x),
+            Some(weights) => weights.linear(BlockLinear::MlpProj, &self.proj, x, exec),
             None => linear(exec, &self.proj, x),
         };
         dropout(exec, &self.dropout, x)
@@ -91,25 +91,50 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, mask: &AttentionMask, exec: Compute) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask, exec);
+    /// `x` holds the hidden states of `[batch, len]` positions as `[batch * len, n_embd]`
+    /// rows, as between all blocks: a product's input and output then need no reshape,
+    /// which under kernel fusion would end the kernel before the bias, activation or
+    /// LayerNorm work that follows it.
+    fn forward(
+        &self,
+        x: Tensor<2>,
+        shape: [usize; 2],
+        mask: &AttentionMask,
+        exec: Compute,
+    ) -> Tensor<2> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), shape, mask, exec);
         x.clone() + self.mlp.forward(self.ln_2.forward(x), None, exec)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn forward_cached(
         &self,
-        x: Tensor<3>,
+        x: Tensor<2>,
+        shape: [usize; 2],
         cache: &mut scalegrad_ops::KvBuffer,
         slots: (usize, usize),
         mask: &AttentionMask,
         fast: Option<&BlockWeights>,
         exec: Compute,
-    ) -> Tensor<3> {
-        let attended =
-            self.attn
-                .forward_cached(self.ln_1.forward(x.clone()), cache, slots, mask, fast, exec);
+    ) -> Tensor<2> {
+        let norm = |which, norm: &LayerNorm, x| match fast {
+            Some(weights) => weights.norm(which, norm, x),
+            None => norm.forward(x),
+        };
+        let attended = self.attn.forward_cached(
+            norm(BlockNorm::Ln1, &self.ln_1, x.clone()),
+            shape,
+            cache,
+            slots,
+            mask,
+            fast,
+            exec,
+        );
         let x = x + attended;
-        x.clone() + self.mlp.forward(self.ln_2.forward(x), fast, exec)
+        x.clone()
+            + self
+                .mlp
+                .forward(norm(BlockNorm::Ln2, &self.ln_2, x), fast, exec)
     }
 }
 
@@ -237,16 +262,10 @@ impl Gpt2 {
         self.compute.precision
     }
 
-    /// Transposed copies of every block's linear layers, for decoding a few rows on a
-    /// CPU (see `decode_weights`).
-    pub(crate) fn decode_weights(&self) -> DecodeWeights {
-        DecodeWeights {
-            blocks: self
-                .blocks
-                .iter()
-                .map(|b| BlockWeights::new(&b.attn.qkv, &b.attn.proj, &b.mlp.fc, &b.mlp.proj))
-                .collect(),
-        }
+    /// Transposed weight copies for decoding steps of `rows` rows on a CPU, where they
+    /// pay off (see `decode_weights`).
+    pub(crate) fn decode_weights(&self, rows: usize) -> Option<DecodeWeights> {
+        DecodeWeights::transposed(&self.blocks, self.compute, rows)
     }
 
     /// Where and in which type the model computes.
@@ -327,11 +346,14 @@ impl Gpt2 {
             }
         };
         let x = self.embed(input_ids, positions);
+        let width = x.dims()[2];
         let x = self
             .blocks
             .iter()
-            .fold(x, |x, block| block.forward(x, &mask, self.compute()));
-        self.ln_f.forward(x)
+            .fold(x.reshape([batch * len, width]), |x, block| {
+                block.forward(x, [batch, len], &mask, self.compute())
+            });
+        self.ln_f.forward(x).reshape([batch, len, width])
     }
 
     /// The mask of a causal forward pass without padding. burn's fused attention op takes
@@ -417,7 +439,8 @@ impl Gpt2 {
     }
 
     /// [`forward_cached`](Self::forward_cached), with transposed weight copies for
-    /// steps of a few rows (built by `generate` for one call).
+    /// steps of a few rows on a CPU (built by `generate` for one call). On other devices
+    /// the pass makes its own parameter rows (see `decode_weights`).
     pub(crate) fn forward_cached_with(
         &self,
         input_ids: Tensor<2, Int>,
@@ -458,12 +481,40 @@ impl Gpt2 {
             Tensor::<2, Int>::from_data(TensorData::new(positions, [batch, len]), &device);
         let mask = cache.mask_tensor(masked, len, &device);
         let capacity = cache.capacity_for_layers();
-        let mut x = self.embed(input_ids, positions);
+        // The embeddings as `[batch * len, n_embd]` rows, the blocks' shape, taken with
+        // `select` rather than by `Embedding` and a reshape: under kernel fusion the
+        // reshape would end the kernel before the addition (one launch more per step).
+        let rows = batch * len;
+        let tokens = (self.token_embedding.weight.val()).select(0, input_ids.reshape([rows]));
+        let positions = (self.position_embedding.weight.val()).select(0, positions.reshape([rows]));
+        let mut x = dropout(self.compute(), &self.embedding_dropout, tokens + positions);
+        // On a GPU, the parameter rows of `decode_weights`, made for this pass.
+        let prepared;
+        let fast = match fast {
+            None if !self.compute.is_host() => {
+                prepared =
+                    DecodeWeights::rows(&self.blocks, &self.ln_f, self.config.layer_norm_epsilon);
+                Some(&prepared)
+            }
+            fast => fast,
+        };
         for (i, (block, layer)) in self.blocks.iter().zip(cache.layers.iter_mut()).enumerate() {
             let fast = fast.map(|weights| &weights.blocks[i]);
-            x = block.forward_cached(x, layer, (start, capacity), &mask, fast, self.compute());
+            x = block.forward_cached(
+                x,
+                [batch, len],
+                layer,
+                (start, capacity),
+                &mask,
+                fast,
+                self.compute(),
+            );
         }
-        Ok(self.ln_f.forward(x))
+        let x = match fast.and_then(|weights| weights.ln_f.as_ref()) {
+            Some(rows) => rows.forward(x),
+            None => self.ln_f.forward(x),
+        };
+        Ok(x.reshape([batch, len, self.config.n_embd]))
     }
 }
 

@@ -74,8 +74,10 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
     1
 }
 
-/// `x W + b` of a linear layer for `x` of `[batch, len, in]`, computed on the
-/// `[batch * len, in]` rows. With [`Execution::Host`](crate::Execution::Host): burn's
+/// `x W + b` of a linear layer for `x` of `[..., in]` (`[batch, len, in]`, or already
+/// `[rows, in]`, which then goes through no reshape: under kernel fusion a reshape
+/// between products and element-wise work ends the fused kernel), computed on the
+/// `[rows, in]` rows. With [`Execution::Host`](crate::Execution::Host): burn's
 /// `Linear::forward` (one product), or, for a product the backend would run on one
 /// thread, slices of the input dimension multiplied on all of the rayon pool's threads
 /// and the partial products added. With [`Execution::Device`](crate::Execution::Device):
@@ -83,12 +85,19 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
 ///
 /// With a half [`Precision`](crate::Precision) the product's operands are cast to it
 /// (one product, no split) and the result comes back in f32 before the bias is added.
-pub fn linear(compute: impl Into<Compute>, layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+pub fn linear<const D: usize>(
+    compute: impl Into<Compute>,
+    layer: &Linear,
+    x: Tensor<D>,
+) -> Tensor<D> {
     let compute = compute.into();
-    let [batch, len, d_in] = x.dims();
+    let mut dims = x.dims();
+    let d_in = dims[D - 1];
     let weight = layer.weight.val();
     let d_out = weight.dims()[1];
-    let rows = batch * len;
+    let rows = dims[..D - 1].iter().product();
+    dims[D - 1] = d_out;
+    // A no-op for `[rows, in]` input (burn skips a reshape to the same shape).
     let x = x.reshape([rows, d_in]);
     let out = if compute.is_host() && compute.precision.half().is_none() {
         let parts = split_parts(rows, d_in * d_out, x.device().is_autodiff());
@@ -103,7 +112,7 @@ pub fn linear(compute: impl Into<Compute>, layer: &Linear, x: Tensor<3>) -> Tens
         let bias = bias_row(layer);
         plus_bias(compute.matmul(x, weight), bias)
     };
-    out.reshape([batch, len, d_out])
+    out.reshape(dims)
 }
 
 /// `x W + b` for `x` of `[rows, in]`, the input dimension cut into `parts` slices.

@@ -17,15 +17,24 @@ fn last_logits(model: &Gpt2, hidden: Tensor<3>) -> Vec<f32> {
 }
 
 /// Prefill of a prefix, then one token at a time: each step's logits equal the full
-/// forward pass's logits at that position.
+/// forward pass's logits at that position, with the CPU's cached passes and with the
+/// GPU's (`Execution::Device`: parameter rows, written-out LayerNorms).
 #[test]
 fn cached_steps_match_the_full_forward_pass_at_every_position() {
+    use scalegrad_ops::Execution;
     let device = Device::flex();
-    let model = load("tiny-gpt2-odd");
+    let host = load("tiny-gpt2-odd");
     let ids = text_ids();
-    let full = to_vec(model.forward(ids_tensor(std::slice::from_ref(&ids), &device), None));
-    let vocab = model.config().vocab_size;
+    let full = to_vec(host.forward(ids_tensor(std::slice::from_ref(&ids), &device), None));
+    for execution in [Execution::Host, Execution::Device] {
+        let model = load("tiny-gpt2-odd").with_execution(execution);
+        cached_steps_match(&model, &ids, &full);
+    }
+}
 
+fn cached_steps_match(model: &Gpt2, ids: &[u32], full: &[f32]) {
+    let device = Device::flex();
+    let vocab = model.config().vocab_size;
     let prefix = 5;
     let mut cache = model.new_cache(1, ids.len());
     let hidden = model
@@ -48,7 +57,7 @@ fn cached_steps_match_the_full_forward_pass_at_every_position() {
             .expect("step");
         assert_close(
             &format!("cached step at position {t}"),
-            &last_logits(&model, hidden),
+            &last_logits(model, hidden),
             &full[t * vocab..(t + 1) * vocab],
             LOGITS_TOLERANCE,
         );
