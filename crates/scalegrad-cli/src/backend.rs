@@ -41,12 +41,15 @@ impl Backend {
     }
 
     /// How scalegrad computes on this backend's device: the CPU fast paths where
-    /// tensors live in host memory (`flex`, `ndarray`), device operations elsewhere.
+    /// tensors live in host memory (`flex`, `ndarray`), device operations elsewhere,
+    /// arranged for kernel fusion on the CubeCL backends (`wgpu`, `cuda`, which this
+    /// binary builds with burn's fusion).
     /// The one place a backend is classified; everything downstream receives the value.
     pub fn execution(self) -> Execution {
         match self {
             Self::Flex | Self::Ndarray => Execution::Host,
-            Self::Wgpu | Self::Cuda | Self::Tch => Execution::Device,
+            Self::Wgpu | Self::Cuda => Execution::Fused,
+            Self::Tch => Execution::Device,
         }
     }
 
@@ -141,8 +144,9 @@ mod tests {
     fn cpu_backends_take_the_host_paths_and_gpu_backends_the_device_ones() {
         assert_eq!(Backend::Flex.execution(), Execution::Host);
         assert_eq!(Backend::Ndarray.execution(), Execution::Host);
-        for gpu in [Backend::Wgpu, Backend::Cuda, Backend::Tch] {
-            assert_eq!(gpu.execution(), Execution::Device, "{gpu:?}");
+        for gpu in [Backend::Wgpu, Backend::Cuda] {
+            assert_eq!(gpu.execution(), Execution::Fused, "{gpu:?}");
         }
+        assert_eq!(Backend::Tch.execution(), Execution::Device);
     }
 }

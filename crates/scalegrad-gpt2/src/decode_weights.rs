@@ -11,8 +11,9 @@
 //! and [`MAX_ROWS`] rows and the backend uses gemm's AVX2 kernels (with its AVX-512
 //! kernels the `[in, out]` orientation is the faster, see [`DecodeWeights::for_steps`]).
 //!
-//! **GPU: parameter rows.** On a GPU a step of a few rows is bound by kernel launches,
-//! and burn's fusion decides how many there are. `LayerNorm` and `Linear` reshape their
+//! **Kernel fusion ([`Execution::Fused`]): parameter rows.** On a GPU a step of a few
+//! rows is bound by kernel launches, and on burn's CubeCL backends its fusion decides how
+//! many there are. `LayerNorm` and `Linear` reshape their
 //! `[n]` scale, shift and bias to a broadcastable row on every call; such a reshape,
 //! landing in the stream between a fused kernel and the addition that uses its result,
 //! ends the kernel early, so the addition ran as a kernel of its own. The rows are made
@@ -24,6 +25,8 @@
 //! Measured on lavapipe, tiny GPT-2 (2 layers), greedy decoding: 42.8 kernel launches a
 //! new token before, 36.6 with the rows and the row-shaped embedding of
 //! `Gpt2::forward_cached_with` (see docs/BACKENDS.md for how launches are counted).
+//! Not with [`Execution::Device`]: on libtorch, which runs each operation as it comes,
+//! burn's LayerNorm is one kernel and the written-out one several.
 //!
 //! Both live only for one call, so they can never go stale.
 //!

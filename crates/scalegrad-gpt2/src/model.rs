@@ -439,8 +439,8 @@ impl Gpt2 {
     }
 
     /// [`forward_cached`](Self::forward_cached), with transposed weight copies for
-    /// steps of a few rows on a CPU (built by `generate` for one call). On other devices
-    /// the pass makes its own parameter rows (see `decode_weights`).
+    /// steps of a few rows on a CPU (built by `generate` for one call). With
+    /// [`Execution::Fused`] the pass makes its own parameter rows (see `decode_weights`).
     pub(crate) fn forward_cached_with(
         &self,
         input_ids: Tensor<2, Int>,
@@ -488,10 +488,10 @@ impl Gpt2 {
         let tokens = (self.token_embedding.weight.val()).select(0, input_ids.reshape([rows]));
         let positions = (self.position_embedding.weight.val()).select(0, positions.reshape([rows]));
         let mut x = dropout(self.compute(), &self.embedding_dropout, tokens + positions);
-        // On a GPU, the parameter rows of `decode_weights`, made for this pass.
+        // With kernel fusion, the parameter rows of `decode_weights`, made for this pass.
         let prepared;
         let fast = match fast {
-            None if !self.compute.is_host() => {
+            None if self.compute.execution.is_fused() => {
                 prepared =
                     DecodeWeights::rows(&self.blocks, &self.ln_f, self.config.layer_norm_epsilon);
                 Some(&prepared)

@@ -26,12 +26,23 @@ pub enum Execution {
     /// a forward pass.
     #[default]
     Device,
+    /// A device of burn's CubeCL backends (wgpu, CUDA), whose fusion joins element-wise
+    /// work to the kernels around it: [`Device`](Self::Device)'s rules, plus the routes
+    /// whose operations are arranged for that fusion, which would cost more kernels on a
+    /// backend that runs each operation as it comes (libtorch, whose LayerNorm is one
+    /// kernel where the fused route writes it out).
+    Fused,
 }
 
 impl Execution {
     /// Whether the CPU fast paths are taken.
     pub fn is_host(self) -> bool {
         self == Self::Host
+    }
+
+    /// Whether the device's backend fuses kernels ([`Fused`](Self::Fused)).
+    pub fn is_fused(self) -> bool {
+        self == Self::Fused
     }
 }
 
@@ -40,6 +51,7 @@ impl std::fmt::Display for Execution {
         f.write_str(match self {
             Self::Host => "host",
             Self::Device => "device",
+            Self::Fused => "fused",
         })
     }
 }

@@ -52,7 +52,7 @@ impl AdamWUpdate {
     pub fn for_execution(execution: Execution) -> Self {
         match execution {
             Execution::Host => Self::Host,
-            Execution::Device => Self::Tensor,
+            Execution::Device | Execution::Fused => Self::Tensor,
         }
     }
 }
@@ -280,7 +280,7 @@ pub fn clip_to_norm<M: Module>(
                 scale_gradients(module, grads, factor);
             }
         }
-        Execution::Device => {
+        Execution::Device | Execution::Fused => {
             let factor = norm
                 .clone()
                 .add_scalar(1e-6)

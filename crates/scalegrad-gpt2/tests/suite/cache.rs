@@ -17,8 +17,9 @@ fn last_logits(model: &Gpt2, hidden: Tensor<3>) -> Vec<f32> {
 }
 
 /// Prefill of a prefix, then one token at a time: each step's logits equal the full
-/// forward pass's logits at that position, with the CPU's cached passes and with the
-/// GPU's (`Execution::Device`: parameter rows, written-out LayerNorms).
+/// forward pass's logits at that position, with the CPU's cached passes, the device
+/// route's, and the fused one's (`Execution::Fused`: parameter rows, written-out
+/// LayerNorms).
 #[test]
 fn cached_steps_match_the_full_forward_pass_at_every_position() {
     use scalegrad_ops::Execution;
@@ -26,7 +27,7 @@ fn cached_steps_match_the_full_forward_pass_at_every_position() {
     let host = load("tiny-gpt2-odd");
     let ids = text_ids();
     let full = to_vec(host.forward(ids_tensor(std::slice::from_ref(&ids), &device), None));
-    for execution in [Execution::Host, Execution::Device] {
+    for execution in [Execution::Host, Execution::Device, Execution::Fused] {
         let model = load("tiny-gpt2-odd").with_execution(execution);
         cached_steps_match(&model, &ids, &full);
     }
@@ -195,7 +196,8 @@ fn device_decoding_equals_host_decoding() {
     use scalegrad_gpt2::Strategy;
     use scalegrad_ops::Execution;
     let host = load("tiny-gpt2-odd");
-    let device = load("tiny-gpt2-odd").with_execution(Execution::Device);
+    let devices = [Execution::Device, Execution::Fused]
+        .map(|execution| load("tiny-gpt2-odd").with_execution(execution));
     let ids = text_ids();
     let five = vec![
         ids[..3].to_vec(),
@@ -219,8 +221,16 @@ fn device_decoding_equals_host_decoding() {
     for prompts in [vec![ids[..6].to_vec()], five] {
         for config in &configs {
             let a = generate(&host, &prompts, config).expect("host");
-            let b = generate(&device, &prompts, config).expect("device");
-            assert_eq!(a, b, "{} rows, {config:?}", prompts.len());
+            for device in &devices {
+                let b = generate(device, &prompts, config).expect("device");
+                assert_eq!(
+                    a,
+                    b,
+                    "{} rows, {config:?}, {}",
+                    prompts.len(),
+                    device.execution()
+                );
+            }
         }
     }
 }

@@ -110,6 +110,6 @@ fn device_description(execution: Execution, device: &Device) -> String {
             format!("{device:?}, gemm AVX-512 kernels")
         }
         Execution::Host => format!("{device:?}, gemm without AVX-512"),
-        Execution::Device => format!("{device:?}"),
+        Execution::Device | Execution::Fused => format!("{device:?}"),
     }
 }
