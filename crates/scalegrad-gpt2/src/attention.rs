@@ -68,9 +68,10 @@ impl Attention {
         x: Tensor<2>,
         [batch, len]: [usize; 2],
         mask: &AttentionMask,
+        fast: Option<&BlockWeights>,
         exec: Compute,
     ) -> Tensor<2> {
-        let (q, k, v) = self.split_heads(x, [batch, len], None, exec);
+        let (q, k, v) = self.split_heads(x, [batch, len], fast, exec);
         let context = if dropout_active(&self.attn_dropout, &q.device()) {
             self.explicit_attention(q, k, v, mask, 0, exec)
         } else {
@@ -81,7 +82,7 @@ impl Attention {
             };
             exec.attention([q, k, v], mask.mask.clone(), None, options)
         };
-        self.merge_heads(context, batch, len, None, exec)
+        self.merge_heads(context, batch, len, fast, exec)
     }
 
     /// Attention of new positions over the cache and themselves. The new keys and

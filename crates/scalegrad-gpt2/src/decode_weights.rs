@@ -1,34 +1,36 @@
-//! Weights prepared once per [`generate`] call for its decoding steps, in the form each
-//! kind of device computes a step of a few rows fastest.
+//! Weights prepared for the passes of one call, in the form each kind of device computes
+//! them fastest.
 //!
-//! **CPU: transposed copies.** A decoding step multiplies a handful of rows (one per
-//! prompt) by each weight matrix, so it is bound by reading the weights. With burn's
-//! `[in, out]` layout the matmul kernels of the CPU backend re-pack the whole weight for
-//! such a short left-hand side; in the `W^T x^T` orientation with `W^T` stored row-major
-//! they stream it once instead (on flex: 2.4x faster for an `[8, 768] x [768, 3072]`
-//! product). Products the backend would run on one thread are split over the rayon pool
-//! by [`scalegrad_ops::matmul_transposed`]. Built when the batch has between [`MIN_ROWS`]
-//! and [`MAX_ROWS`] rows and the backend uses gemm's AVX2 kernels (with its AVX-512
-//! kernels the `[in, out]` orientation is the faster, see [`DecodeWeights::for_steps`]).
+//! **CPU: transposed copies, once per [`generate`] call.** A decoding step multiplies a
+//! handful of rows (one per prompt) by each weight matrix, so it is bound by reading the
+//! weights. With burn's `[in, out]` layout the matmul kernels of the CPU backend re-pack
+//! the whole weight for such a short left-hand side; in the `W^T x^T` orientation with
+//! `W^T` stored row-major they stream it once instead (on flex: 2.4x faster for an
+//! `[8, 768] x [768, 3072]` product). Products the backend would run on one thread are
+//! split over the rayon pool by [`scalegrad_ops::matmul_transposed`]. Built when the batch
+//! has between [`MIN_ROWS`] and [`MAX_ROWS`] rows and the backend uses gemm's AVX2 kernels
+//! (with its AVX-512 kernels the `[in, out]` orientation is the faster, see
+//! [`DecodeWeights::transposed`]).
 //!
-//! **Kernel fusion ([`Execution::Fused`]): parameter rows.** On a GPU a step of a few
-//! rows is bound by kernel launches, and on burn's CubeCL backends its fusion decides how
-//! many there are. `LayerNorm` and `Linear` reshape their
-//! `[n]` scale, shift and bias to a broadcastable row on every call; such a reshape,
-//! landing in the stream between a fused kernel and the addition that uses its result,
-//! ends the kernel early, so the addition ran as a kernel of its own. The rows are made
-//! once per call instead, and the step's normalisations are written out with them (the
-//! same operations, in the same order, as burn's own `layer_norm`, so the results are the
-//! same). The output projections end their kernel after their bias (see
-//! [`end_fused_kernel`]), so that the residual addition opens the next normalisation's
-//! kernel instead of leaving the normalisation's first reduction alone in one.
-//! Measured on lavapipe, tiny GPT-2 (2 layers), greedy decoding: 42.8 kernel launches a
-//! new token before, 36.6 with the rows and the row-shaped embedding of
-//! `Gpt2::forward_cached_with` (see docs/BACKENDS.md for how launches are counted).
-//! Not with [`Execution::Device`]: on libtorch, which runs each operation as it comes,
-//! burn's LayerNorm is one kernel and the written-out one several.
+//! **Kernel fusion ([`Execution::Fused`]): parameter rows, once per forward pass.** On a
+//! GPU, and most of all in a decoding step of a few rows, time goes to kernel launches,
+//! and on burn's CubeCL backends its fusion decides how many there are. `LayerNorm` and
+//! `Linear` reshape their `[n]` scale, shift and bias to a broadcastable row on every
+//! call; such a reshape, landing in the stream between a fused kernel and the addition
+//! that uses its result, ends the kernel early, so the addition ran as a kernel of its
+//! own. Every forward pass (training, evaluation, each decoding step) makes the rows at
+//! its start instead and writes its normalisations out with them (the same operations,
+//! in the same order, as burn's own `layer_norm`, so the results are the same). The
+//! output projections end their kernel after their bias (see [`end_fused_kernel`]), so
+//! that the residual addition opens the next normalisation's kernel instead of leaving
+//! the normalisation's first reduction alone in one. Measured on lavapipe, tiny GPT-2
+//! (2 layers; docs/BACKENDS.md has how launches are counted): greedy decoding 42.6 kernel
+//! launches a new token before, 36.0 with the rows and the row-shaped embeddings; a
+//! train step 363.9 before, 340.4 with them. Not with [`Execution::Device`]: on libtorch,
+//! which runs each operation as it comes, burn's LayerNorm is one kernel and the
+//! written-out one several.
 //!
-//! Both live only for one call, so they can never go stale.
+//! Neither outlives its call, so they can never go stale.
 //!
 //! [`generate`]: crate::generate
 
@@ -239,10 +241,11 @@ impl DecodeWeights {
         })
     }
 
-    /// The parameter rows for one cached forward pass on a GPU. They are made at the start
-    /// of every pass rather than once per `generate` call: views made once and reused
-    /// across steps measured worse (50.0 launches a token against 36.6), as burn's fusion
-    /// then reused un-fused plans it had recorded for the step's first operations.
+    /// The parameter rows for one forward pass under [`Execution::Fused`]. In decoding
+    /// they are made at the start of every step rather than once per `generate` call:
+    /// views made once and reused across steps measured worse (50.0 launches a token
+    /// against 36.6), as burn's fusion then replayed un-fused plans it had recorded for
+    /// the step's first operations.
     pub(crate) fn rows(blocks: &[Block], ln_f: &LayerNorm, epsilon: f64) -> Self {
         Self {
             blocks: blocks

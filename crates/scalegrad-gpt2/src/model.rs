@@ -100,10 +100,25 @@ impl Block {
         x: Tensor<2>,
         shape: [usize; 2],
         mask: &AttentionMask,
+        fast: Option<&BlockWeights>,
         exec: Compute,
     ) -> Tensor<2> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), shape, mask, exec);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x), None, exec)
+        let norm = |which, norm: &LayerNorm, x| match fast {
+            Some(weights) => weights.norm(which, norm, x),
+            None => norm.forward(x),
+        };
+        let attended = self.attn.forward(
+            norm(BlockNorm::Ln1, &self.ln_1, x.clone()),
+            shape,
+            mask,
+            fast,
+            exec,
+        );
+        let x = x + attended;
+        x.clone()
+            + self
+                .mlp
+                .forward(norm(BlockNorm::Ln2, &self.ln_2, x), fast, exec)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -345,15 +360,20 @@ impl Gpt2 {
                 )
             }
         };
-        let x = self.embed(input_ids, positions);
-        let width = x.dims()[2];
-        let x = self
-            .blocks
-            .iter()
-            .fold(x.reshape([batch * len, width]), |x, block| {
-                block.forward(x, [batch, len], &mask, self.compute())
+        let mut x = self.embed_rows(input_ids, positions.expand([batch, len]));
+        let prepared =
+            self.compute.execution.is_fused().then(|| {
+                DecodeWeights::rows(&self.blocks, &self.ln_f, self.config.layer_norm_epsilon)
             });
-        self.ln_f.forward(x).reshape([batch, len, width])
+        for (i, block) in self.blocks.iter().enumerate() {
+            let fast = prepared.as_ref().map(|weights| &weights.blocks[i]);
+            x = block.forward(x, [batch, len], &mask, fast, self.compute());
+        }
+        let x = match prepared.as_ref().and_then(|weights| weights.ln_f.as_ref()) {
+            Some(rows) => rows.forward(x),
+            None => self.ln_f.forward(x),
+        };
+        x.reshape([batch, len, self.config.n_embd])
     }
 
     /// The mask of a causal forward pass without padding. burn's fused attention op takes
@@ -400,9 +420,13 @@ impl Gpt2 {
         logits.reshape([batch, len, vocab])
     }
 
-    fn embed(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<3> {
-        let tokens = self.token_embedding.forward(input_ids);
-        let positions = self.position_embedding.forward(positions);
+    /// Token plus position embeddings (and their dropout) of `[batch, len]` ids as
+    /// `[batch * len, n_embd]` rows, the blocks' shape.
+    fn embed_rows(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<2> {
+        let [batch, len] = input_ids.dims();
+        let rows = batch * len;
+        let tokens = (self.token_embedding.weight.val()).select(0, input_ids.reshape([rows]));
+        let positions = (self.position_embedding.weight.val()).select(0, positions.reshape([rows]));
         dropout(self.compute(), &self.embedding_dropout, tokens + positions)
     }
 
@@ -484,10 +508,7 @@ impl Gpt2 {
         // The embeddings as `[batch * len, n_embd]` rows, the blocks' shape, taken with
         // `select` rather than by `Embedding` and a reshape: under kernel fusion the
         // reshape would end the kernel before the addition (one launch more per step).
-        let rows = batch * len;
-        let tokens = (self.token_embedding.weight.val()).select(0, input_ids.reshape([rows]));
-        let positions = (self.position_embedding.weight.val()).select(0, positions.reshape([rows]));
-        let mut x = dropout(self.compute(), &self.embedding_dropout, tokens + positions);
+        let mut x = self.embed_rows(input_ids, positions);
         // With kernel fusion, the parameter rows of `decode_weights`, made for this pass.
         let prepared;
         let fast = match fast {

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
 use scalegrad_gpt2::{GenerationConfig, Gpt2, PaddingSide, generate, shift_for_next_token};
 use scalegrad_loss::ScaleGradConfig;
+use scalegrad_ops::Execution;
 use serde_json::Value;
 
 fn single_logits(model: &Gpt2, expected: &Value) -> Vec<f32> {
@@ -15,13 +16,17 @@ fn single_logits(model: &Gpt2, expected: &Value) -> Vec<f32> {
     to_vec(model.forward(ids_tensor(&[ids], &Device::flex()), None))
 }
 
+/// Under every execution policy: the CPU routes, the device ones, and the fused ones
+/// (`Execution::Fused`: bias and LayerNorm rows, written-out LayerNorms).
+const EXECUTIONS: [Execution; 3] = [Execution::Host, Execution::Device, Execution::Fused];
+
 #[test]
 fn logits_match_transformers_for_every_fixture_checkpoint() {
-    for name in MODELS {
-        let model = load(name);
+    for (name, execution) in MODELS.iter().flat_map(|n| EXECUTIONS.map(|e| (n, e))) {
+        let model = load(name).with_execution(execution);
         let expected = expected(name);
         assert_close(
-            &format!("{name} single-sequence logits"),
+            &format!("{name} single-sequence logits, {execution}"),
             &single_logits(&model, &expected),
             &f32s(&expected["single"]["logits"]),
             LOGITS_TOLERANCE,
@@ -34,8 +39,8 @@ fn logits_match_transformers_for_every_fixture_checkpoint() {
 #[test]
 fn padded_batch_logits_match_transformers_at_real_tokens() {
     let device = Device::flex();
-    for name in MODELS {
-        let model = load(name);
+    for (name, execution) in MODELS.iter().flat_map(|n| EXECUTIONS.map(|e| (n, e))) {
+        let model = load(name).with_execution(execution);
         let expected = expected(name);
         for batch in expected["batches"].as_array().expect("batches") {
             let side = batch["padding_side"].as_str().expect("side");
@@ -55,7 +60,7 @@ fn padded_batch_logits_match_transformers_at_real_tokens() {
                 }
             }
             assert_close(
-                &format!("{name} {side}-padded batch logits"),
+                &format!("{name} {side}-padded batch logits, {execution}"),
                 &real,
                 &f32s(&batch["valid_logits"]),
                 LOGITS_TOLERANCE,

@@ -107,11 +107,12 @@ fn train_losses(dir: &Path) -> Vec<(usize, f64)> {
 /// turns.
 static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
-/// Both execution policies on flex: the host paths, and the device paths a GPU takes
-/// (burn's dropout, the tensor AdamW, clipping and statistics kept on the device).
+/// Every execution policy on flex: the host paths, and the device paths a GPU takes
+/// (burn's dropout, the tensor AdamW, clipping and statistics kept on the device; with
+/// `Fused`, also GPT-2's bias and LayerNorm rows).
 #[test]
 fn a_resumed_run_follows_the_uninterrupted_loss_curve() {
-    for execution in [Execution::Host, Execution::Device] {
+    for execution in [Execution::Host, Execution::Device, Execution::Fused] {
         resumed_run_follows_the_uninterrupted_loss_curve(execution);
     }
 }
