@@ -1,6 +1,6 @@
 //! The model driver of generation: [`generate`] runs greedy or beam search
 //! ([`crate::decoding`]) over the model with its key/value cache. On
-//! [`Execution::Device`](scalegrad_ops::Execution::Device) the log-softmax, the bans, the
+//! [`Execution::Device`](scalegrad_ops::Execution::Device) (and `Fused`) the log-softmax, the bans, the
 //! running scores and the top candidates are computed on the device and only the chosen
 //! ids (greedy) or the `2 * beams` candidates (beam search) are read back per step.
 

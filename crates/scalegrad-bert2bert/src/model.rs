@@ -535,7 +535,8 @@ impl Bert2BertConfig {
 impl Bert2Bert {
     /// The model computing with `execution` (the CPU fast paths of `scalegrad-ops` for
     /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
-    /// only and suits every backend).
+    /// only and suits every backend; [`Execution::Fused`], which the `scalegrad` binary
+    /// sets on wgpu and CUDA, computes here as `Device` does).
     pub fn with_execution(self, execution: Execution) -> Self {
         self.with_compute(|c| c.execution = execution)
     }

@@ -62,7 +62,8 @@ pub struct Attention {
 
 impl Attention {
     /// Attention over the sequence itself: `x` holds `[batch, len]` positions as
-    /// `[batch * len, n_embd]` rows.
+    /// `[batch * len, n_embd]` rows. `fast`: the pass's parameter rows with
+    /// `Execution::Fused` (see `decode_weights`), else `None`.
     pub(crate) fn forward(
         &self,
         x: Tensor<2>,
@@ -87,8 +88,9 @@ impl Attention {
 
     /// Attention of new positions over the cache and themselves. The new keys and
     /// values are written into the cache at `start..start + len`; `mask` covers keys
-    /// `0..start + len` and already includes causality. `fast` holds this block's weights
-    /// prepared for decoding steps when they pay off (see `decode_weights`).
+    /// `0..start + len` and already includes causality. `fast` holds this block's
+    /// prepared weights, if any (see `decode_weights`: transposed copies on a CPU, or the
+    /// pass's parameter rows with `Execution::Fused`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_cached(
         &self,

@@ -1,5 +1,6 @@
 //! The decoding rules of [`crate::decoding`] as device operations, for
-//! [`Execution::Device`](scalegrad_ops::Execution::Device).
+//! [`Execution::Device`](scalegrad_ops::Execution::Device) and
+//! [`Execution::Fused`](scalegrad_ops::Execution::Fused).
 //!
 //! On a GPU, copying a step's `[rows, vocab]` logits to the host (a synchronisation and
 //! 200 KB per GPT-2 row) costs more than the step's arithmetic. Here the processors run

@@ -253,7 +253,8 @@ impl Gpt2 {
 
     /// The model computing with `execution` (the CPU fast paths of `scalegrad-ops` for
     /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
-    /// only and suits every backend).
+    /// only and suits every backend; [`Execution::Fused`], for wgpu and CUDA devices,
+    /// also arranges them for burn's kernel fusion where that saves launches).
     pub fn with_execution(mut self, execution: Execution) -> Self {
         self.compute.execution = execution;
         self

@@ -26,7 +26,7 @@ pub fn dropout_active(dropout: &Dropout, device: &Device) -> bool {
 }
 
 /// Applies `dropout` to `x`: the identity unless [`dropout_active`]. With
-/// [`Execution::Device`](crate::Execution::Device) it is burn's `Dropout`, whose mask the device draws from its
+/// [`Execution::Device`](crate::Execution::Device) or `Fused` it is burn's `Dropout`, whose mask the device draws from its
 /// own generator (no host round trip; `device.seed(..)` makes it reproducible per
 /// backend); with [`Execution::Host`](crate::Execution::Host) the mask is drawn on the host as described above.
 pub fn dropout<const D: usize>(
@@ -144,7 +144,7 @@ mod tests {
         use burn::module::Module;
         let layer = DropoutConfig::new(0.5).init();
         let x = Tensor::<2>::ones([4, 8], &Device::flex());
-        for execution in [Execution::Host, Execution::Device] {
+        for execution in [Execution::Host, Execution::Device, Execution::Fused] {
             let y = dropout(execution, &layer, x.clone())
                 .try_into_vec_as::<f32>()
                 .unwrap();

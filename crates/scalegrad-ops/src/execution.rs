@@ -21,7 +21,8 @@ pub enum Execution {
     /// A backend whose tensors live in host memory (burn's `flex`, `ndarray`): the fast
     /// paths of this crate, the fused host AdamW update, host-side decoding rules.
     Host,
-    /// Any other device (wgpu, CUDA, libtorch): burn's operations only, with the
+    /// Any other device (libtorch; correct on wgpu and CUDA too, where
+    /// [`Fused`](Self::Fused) launches fewer kernels): burn's operations only, with the
     /// device's own random generator for dropout, and no read back to the host inside
     /// a forward pass.
     #[default]

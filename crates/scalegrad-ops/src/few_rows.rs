@@ -20,8 +20,9 @@
 //!   article before, 3.0 s after).
 //!
 //! Splits never happen on autodiff devices (training batches are never this small, and
-//! the graph is best built on one thread), nor with [`Execution::Device`](crate::Execution::Device): a GPU runs a
-//! few-row product as one kernel, and slicing it would only launch more.
+//! the graph is best built on one thread), nor off [`Execution::Host`](crate::Execution::Host)
+//! (`Device`, `Fused`): a GPU runs a few-row product as one kernel, and slicing it would
+//! only launch more.
 
 use burn::nn::Linear;
 use burn::tensor::Tensor;
@@ -80,8 +81,8 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
 /// `[rows, in]` rows. With [`Execution::Host`](crate::Execution::Host): burn's
 /// `Linear::forward` (one product), or, for a product the backend would run on one
 /// thread, slices of the input dimension multiplied on all of the rayon pool's threads
-/// and the partial products added. With [`Execution::Device`](crate::Execution::Device):
-/// one product, then the bias, whose `[1, out]` view is taken first (see the body).
+/// and the partial products added. With [`Execution::Device`](crate::Execution::Device)
+/// or [`Execution::Fused`](crate::Execution::Fused): one product, then the bias, whose `[1, out]` view is taken first (see the body).
 ///
 /// With a half [`Precision`](crate::Precision) the product's operands are cast to it
 /// (one product, no split) and the result comes back in f32 before the bias is added.
@@ -153,7 +154,7 @@ fn plus_bias(out: Tensor<2>, bias: Option<Tensor<2>>) -> Tensor<2> {
 }
 
 /// `x weight^T` for `x` of `[rows, in]` and a row-major `weight` of `[out, in]`, as
-/// `[rows, out]`. With [`Execution::Device`](crate::Execution::Device), the plain product `x @ weight^T`. With
+/// `[rows, out]`. With [`Execution::Device`](crate::Execution::Device) or `Fused`, the plain product `x @ weight^T`. With
 /// [`Execution::Host`](crate::Execution::Host), one `(weight x^T)^T` product (for a few rows the CPU kernels
 /// stream the large row-major left operand instead of packing it), or, when the backend
 /// would run it on one thread, slices of `weight`'s rows on all of the rayon pool's
@@ -235,12 +236,23 @@ mod tests {
             let x = Tensor::<3>::random([batch, len, 768], Distribution::Default, &device);
             let split = two_threads(|| linear(Execution::Host, &layer, x.clone()));
             let device_route = linear(Execution::Device, &layer, x.clone());
+            let x_rows = x.clone().reshape([rows, 768]);
             let plain = layer.forward(x);
             assert!(
                 max_diff(device_route, plain.clone()) < 1e-4,
                 "{batch}x{len}"
             );
-            assert!(max_diff(split, plain) < 1e-4, "{batch}x{len}");
+            assert!(max_diff(split, plain.clone()) < 1e-4, "{batch}x{len}");
+            // The same rows given as `[rows, in]`: taken as they are, same values.
+            let plain_rows = plain.reshape([rows, 512]);
+            for execution in [Execution::Host, Execution::Device, Execution::Fused] {
+                let out = two_threads(|| linear(execution, &layer, x_rows.clone()));
+                assert_eq!(out.dims(), [rows, 512], "{execution}");
+                assert!(
+                    max_diff(out, plain_rows.clone()) < 1e-4,
+                    "{execution} {batch}x{len}"
+                );
+            }
         }
     }
 
@@ -256,7 +268,7 @@ mod tests {
         let weights = Tensor::<3>::random([3, 40, 48], Distribution::Default, &device);
         // Both routes: the host's folded product, and the device's product with the bias
         // added after it (not burn's linear op).
-        for execution in [Execution::Host, Execution::Device] {
+        for execution in [Execution::Host, Execution::Device, Execution::Fused] {
             let folded = linear(execution, &layer, x.clone());
             let plain = layer.forward(x.clone());
             assert_eq!(folded.dims(), [3, 40, 48]);

@@ -24,8 +24,8 @@
 //! [`KvBuffer`] is the preallocated key/value cache both models decode with, on any device.
 //!
 //! Every function takes the [`Execution`] policy the caller resolved once for its device:
-//! [`Execution::Host`] takes the fast paths, [`Execution::Device`] (GPU backends) plain
-//! burn operations that stay on the device. Either way it computes what the plain burn
+//! [`Execution::Host`] takes the fast paths, [`Execution::Device`] and
+//! [`Execution::Fused`] (GPU backends) plain burn operations that stay on the device. Either way it computes what the plain burn
 //! operation computes; the fast paths only change how (tests compare them).
 
 pub mod decoding;

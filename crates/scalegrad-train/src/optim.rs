@@ -247,7 +247,7 @@ pub fn scale_gradients<M: Module>(module: &M, grads: &mut GradientsParams, facto
 /// (`factor = max_norm / (norm + 1e-6)` when that is below one) and returns the norm
 /// before clipping, as a one-element tensor (`None` without gradients).
 ///
-/// With [`Execution::Device`] the factor is computed and applied on the device,
+/// With [`Execution::Device`] or `Fused` the factor is computed and applied on the device,
 /// `min(1, factor)` multiplied into every gradient, with no host read. With
 /// [`Execution::Host`] the norm is read (free where tensors live in host memory) and
 /// the gradients are scaled only when clipping is needed, which saves a pass over them

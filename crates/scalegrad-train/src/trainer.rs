@@ -16,7 +16,7 @@
 //! backward cannot overlap anything. The statistics of every micro-batch (objective and
 //! NLL sums, scored tokens, novel tokens) stay on the device as a four-element tensor,
 //! and gradient clipping computes its factor there too ([`clip_to_norm`] with
-//! [`Execution::Device`]). They are read in one transfer at the steps that need them:
+//! [`Execution::Device`] or `Fused`). They are read in one transfer at the steps that need them:
 //! each `log_every` step (which also reads the gradient norm it logs), and before a
 //! validation or a checkpoint, so that a NaN loss is caught before anything is saved.
 //! The other reads are validation itself (one per validation batch) and saving. So an

@@ -150,3 +150,69 @@ fn explicit_and_fused_attention_agree() {
         );
     }
 }
+
+/// A training step under every execution policy: the same loss and the same gradients
+/// (the fused policy's bias and LayerNorm rows, written-out LayerNorms, kernel-ending
+/// reshapes and row-shaped embeddings included), for a batch of two rows without an
+/// attention mask, whose position ids are broadcast over the rows.
+#[test]
+fn every_execution_policy_gives_the_same_loss_and_gradients() {
+    use scalegrad_ops::Execution;
+    let device = Device::flex().autodiff();
+    device.seed(4);
+    // Non-trivial LayerNorm parameters and biases, so that a lost one shows.
+    let base = Gpt2Config::tiny(50).init(&device).map(&mut Perturb);
+    let ids: Vec<i64> = (0..24).map(|i| (i * 7 + 3) % 50).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 12]), &device);
+    let step = |execution: Execution| {
+        let model = base.clone().with_execution(execution);
+        let (logits, targets) = shift_for_next_token(model.forward(ids.clone(), None), ids.clone());
+        let loss = ScaleGradConfig::new(1.0).init().forward(logits, targets);
+        let grads = loss.backward();
+        let block = &model.blocks[1];
+        let values = |data: TensorData| data.try_to_vec::<f32>().expect("f32 values");
+        let grad = |t: Tensor<1>| values(t.grad(&grads).expect("a gradient").into_data());
+        let grad2 = |t: Tensor<2>| values(t.grad(&grads).expect("a gradient").into_data());
+        (
+            values(loss.detach().into_data()),
+            [
+                grad(block.ln_1.gamma.val()),
+                grad(block.ln_2.beta.as_ref().expect("a shift").val()),
+                grad(block.attn.proj.bias.as_ref().expect("a bias").val()),
+                grad(model.ln_f.beta.as_ref().expect("a shift").val()),
+                grad2(block.mlp.fc.weight.val()),
+                grad2(model.token_embedding.weight.val()),
+                grad2(model.position_embedding.weight.val()),
+            ],
+        )
+    };
+    let (loss, grads) = step(Execution::Host);
+    for execution in [Execution::Device, Execution::Fused] {
+        let (other_loss, other_grads) = step(execution);
+        assert_close(&format!("loss, {execution}"), &other_loss, &loss, 1e-5);
+        for (i, (a, b)) in other_grads.iter().zip(&grads).enumerate() {
+            assert_close(&format!("gradient {i}, {execution}"), a, b, 1e-5);
+        }
+    }
+}
+
+/// Adds a different value to every element of every float parameter (scales, shifts
+/// and biases start at 1 and 0).
+struct Perturb;
+
+impl burn::module::ModuleMapper for Perturb {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| {
+            let shift = Tensor::random(
+                t.shape(),
+                burn::tensor::Distribution::Uniform(-0.2, 0.2),
+                &t.device(),
+            );
+            // A new leaf that records its gradient, as a loaded parameter does.
+            (t + shift).detach().require_grad()
+        })
+    }
+}
