@@ -103,22 +103,9 @@ impl Block {
         fast: Option<&BlockWeights>,
         exec: Compute,
     ) -> Tensor<2> {
-        let norm = |which, norm: &LayerNorm, x| match fast {
-            Some(weights) => weights.norm(which, norm, x),
-            None => norm.forward(x),
-        };
-        let attended = self.attn.forward(
-            norm(BlockNorm::Ln1, &self.ln_1, x.clone()),
-            shape,
-            mask,
-            fast,
-            exec,
-        );
-        let x = x + attended;
-        x.clone()
-            + self
-                .mlp
-                .forward(norm(BlockNorm::Ln2, &self.ln_2, x), fast, exec)
+        self.around_attention(x, fast, exec, |h| {
+            self.attn.forward(h, shape, mask, fast, exec)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -132,20 +119,26 @@ impl Block {
         fast: Option<&BlockWeights>,
         exec: Compute,
     ) -> Tensor<2> {
+        self.around_attention(x, fast, exec, |h| {
+            self.attn
+                .forward_cached(h, shape, cache, slots, mask, fast, exec)
+        })
+    }
+
+    /// `x + attend(ln_1(x))`, then `x + mlp(ln_2(x))`, with the prepared LayerNorm rows
+    /// where `fast` has them.
+    fn around_attention(
+        &self,
+        x: Tensor<2>,
+        fast: Option<&BlockWeights>,
+        exec: Compute,
+        attend: impl FnOnce(Tensor<2>) -> Tensor<2>,
+    ) -> Tensor<2> {
         let norm = |which, norm: &LayerNorm, x| match fast {
             Some(weights) => weights.norm(which, norm, x),
             None => norm.forward(x),
         };
-        let attended = self.attn.forward_cached(
-            norm(BlockNorm::Ln1, &self.ln_1, x.clone()),
-            shape,
-            cache,
-            slots,
-            mask,
-            fast,
-            exec,
-        );
-        let x = x + attended;
+        let x = x.clone() + attend(norm(BlockNorm::Ln1, &self.ln_1, x));
         x.clone()
             + self
                 .mlp
