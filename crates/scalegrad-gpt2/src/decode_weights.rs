@@ -106,8 +106,17 @@ pub(crate) struct NormRows {
     epsilon: f64,
 }
 
+/// `norm` of `x` (`[rows, n]`): with its prepared `rows` where there are some, else
+/// burn's `LayerNorm`.
+pub(crate) fn layer_norm(norm: &LayerNorm, rows: Option<&NormRows>, x: Tensor<2>) -> Tensor<2> {
+    match rows {
+        Some(rows) => rows.forward(x),
+        None => norm.forward(x),
+    }
+}
+
 impl NormRows {
-    pub(crate) fn new(norm: &LayerNorm, epsilon: f64) -> Self {
+    fn new(norm: &LayerNorm, epsilon: f64) -> Self {
         Self {
             gamma: norm.gamma.val().unsqueeze::<2>(),
             beta: norm.beta.as_ref().map(|b| b.val().unsqueeze::<2>()),
@@ -116,10 +125,9 @@ impl NormRows {
     }
 
     /// LayerNorm over the last dimension of `x` (`[rows, n]`): the operations of burn's
-    /// `layer_norm` (`burn_backend`'s default, which burn's CubeCL backends use; libtorch has
-    /// its own), in its order,
-    /// with the prepared rows in place of its reshapes.
-    pub(crate) fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    /// `layer_norm` (`burn_backend`'s default, which burn's CubeCL backends use; libtorch
+    /// has its own), in its order, with the prepared rows in place of its reshapes.
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let centered = x.clone() - x.mean_dim(1);
         let variance = (centered.clone() * centered.clone()).mean_dim(1);
         let scaled = centered / (variance + self.epsilon).sqrt() * self.gamma.clone();
@@ -200,12 +208,12 @@ impl BlockWeights {
         }
     }
 
-    /// The block's LayerNorm `which` (`norm`) of `x` (`[rows, n]`).
-    pub(crate) fn norm(&self, which: BlockNorm, norm: &LayerNorm, x: Tensor<2>) -> Tensor<2> {
+    /// The prepared rows of the block's LayerNorm `which`, if it has them.
+    pub(crate) fn norm_rows(&self, which: BlockNorm) -> Option<&NormRows> {
         match (self, which) {
-            (Self::Transposed(_), _) => norm.forward(x),
-            (Self::Rows(rows), BlockNorm::Ln1) => rows.ln_1.forward(x),
-            (Self::Rows(rows), BlockNorm::Ln2) => rows.ln_2.forward(x),
+            (Self::Transposed(_), _) => None,
+            (Self::Rows(rows), BlockNorm::Ln1) => Some(&rows.ln_1),
+            (Self::Rows(rows), BlockNorm::Ln2) => Some(&rows.ln_2),
         }
     }
 }

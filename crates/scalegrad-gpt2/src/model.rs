@@ -26,7 +26,7 @@ use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::KvCache;
 use crate::config::{Activation, Gpt2Config};
-use crate::decode_weights::{BlockLinear, BlockNorm, BlockWeights, DecodeWeights};
+use crate::decode_weights::{BlockLinear, BlockNorm, BlockWeights, DecodeWeights, layer_norm};
 
 /// Below this many positions the LM head multiplies in the `wte @ hidden^T` orientation.
 const LM_HEAD_FEW_ROWS: usize = 32;
@@ -134,10 +134,8 @@ impl Block {
         exec: Compute,
         attend: impl FnOnce(Tensor<2>) -> Tensor<2>,
     ) -> Tensor<2> {
-        let norm = |which, norm: &LayerNorm, x| match fast {
-            Some(weights) => weights.norm(which, norm, x),
-            None => norm.forward(x),
-        };
+        let norm =
+            |which, norm: &LayerNorm, x| layer_norm(norm, fast.and_then(|w| w.norm_rows(which)), x);
         let x = x.clone() + attend(norm(BlockNorm::Ln1, &self.ln_1, x));
         x.clone()
             + self
@@ -355,19 +353,33 @@ impl Gpt2 {
             }
         };
         let mut x = self.embed_rows(input_ids, positions.expand([batch, len]));
-        let prepared =
-            self.compute.execution.is_fused().then(|| {
-                DecodeWeights::rows(&self.blocks, &self.ln_f, self.config.layer_norm_epsilon)
-            });
+        let prepared = self.fused_rows();
         for (i, block) in self.blocks.iter().enumerate() {
             let fast = prepared.as_ref().map(|weights| &weights.blocks[i]);
             x = block.forward(x, [batch, len], &mask, fast, self.compute());
         }
-        let x = match prepared.as_ref().and_then(|weights| weights.ln_f.as_ref()) {
-            Some(rows) => rows.forward(x),
-            None => self.ln_f.forward(x),
-        };
-        x.reshape([batch, len, self.config.n_embd])
+        self.final_norm(x, prepared.as_ref(), [batch, len])
+    }
+
+    /// The parameter rows a forward pass makes at its start under [`Execution::Fused`]
+    /// (see `decode_weights`); `None` under the other policies.
+    fn fused_rows(&self) -> Option<DecodeWeights> {
+        self.compute
+            .execution
+            .is_fused()
+            .then(|| DecodeWeights::rows(&self.blocks, &self.ln_f, self.config.layer_norm_epsilon))
+    }
+
+    /// `ln_f` of the blocks' rows (with prepared rows where there are some), as
+    /// `[batch, len, n_embd]`.
+    fn final_norm(
+        &self,
+        x: Tensor<2>,
+        prepared: Option<&DecodeWeights>,
+        [batch, len]: [usize; 2],
+    ) -> Tensor<3> {
+        let rows = prepared.and_then(|weights| weights.ln_f.as_ref());
+        layer_norm(&self.ln_f, rows, x).reshape([batch, len, self.config.n_embd])
     }
 
     /// The mask of a causal forward pass without padding. burn's fused attention op takes
@@ -415,12 +427,22 @@ impl Gpt2 {
     }
 
     /// Token plus position embeddings (and their dropout) of `[batch, len]` ids as
-    /// `[batch * len, n_embd]` rows, the blocks' shape.
+    /// `[batch * len, n_embd]` rows, the blocks' shape, taken with `select` rather than by
+    /// `Embedding` and a reshape: under kernel fusion the reshape would end the kernel
+    /// before the addition (one launch more per pass).
     fn embed_rows(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>) -> Tensor<2> {
         let [batch, len] = input_ids.dims();
         let rows = batch * len;
-        let tokens = (self.token_embedding.weight.val()).select(0, input_ids.reshape([rows]));
-        let positions = (self.position_embedding.weight.val()).select(0, positions.reshape([rows]));
+        let tokens = self
+            .token_embedding
+            .weight
+            .val()
+            .select(0, input_ids.reshape([rows]));
+        let positions = self
+            .position_embedding
+            .weight
+            .val()
+            .select(0, positions.reshape([rows]));
         dropout(self.compute(), &self.embedding_dropout, tokens + positions)
     }
 
@@ -499,20 +521,14 @@ impl Gpt2 {
             Tensor::<2, Int>::from_data(TensorData::new(positions, [batch, len]), &device);
         let mask = cache.mask_tensor(masked, len, &device);
         let capacity = cache.capacity_for_layers();
-        // The embeddings as `[batch * len, n_embd]` rows, the blocks' shape, taken with
-        // `select` rather than by `Embedding` and a reshape: under kernel fusion the
-        // reshape would end the kernel before the addition (one launch more per step).
         let mut x = self.embed_rows(input_ids, positions);
-        // With kernel fusion, the parameter rows of `decode_weights`, made for this pass.
-        let prepared;
-        let fast = match fast {
-            None if self.compute.execution.is_fused() => {
-                prepared =
-                    DecodeWeights::rows(&self.blocks, &self.ln_f, self.config.layer_norm_epsilon);
-                Some(&prepared)
-            }
-            fast => fast,
+        // `generate`'s CPU copies, or the pass's own rows under kernel fusion.
+        let prepared = if fast.is_none() {
+            self.fused_rows()
+        } else {
+            None
         };
+        let fast = fast.or(prepared.as_ref());
         for (i, (block, layer)) in self.blocks.iter().zip(cache.layers.iter_mut()).enumerate() {
             let fast = fast.map(|weights| &weights.blocks[i]);
             x = block.forward_cached(
@@ -525,11 +541,7 @@ impl Gpt2 {
                 self.compute(),
             );
         }
-        let x = match fast.and_then(|weights| weights.ln_f.as_ref()) {
-            Some(rows) => rows.forward(x),
-            None => self.ln_f.forward(x),
-        };
-        Ok(x.reshape([batch, len, self.config.n_embd]))
+        Ok(self.final_norm(x, fast, [batch, len]))
     }
 }
 

@@ -82,7 +82,8 @@ fn parts_for(rows: usize, elements: usize, autodiff: bool, avx512: bool) -> usiz
 /// `Linear::forward` (one product), or, for a product the backend would run on one
 /// thread, slices of the input dimension multiplied on all of the rayon pool's threads
 /// and the partial products added. With [`Execution::Device`](crate::Execution::Device)
-/// or [`Execution::Fused`](crate::Execution::Fused): one product, then the bias, whose `[1, out]` view is taken first (see the body).
+/// or [`Execution::Fused`](crate::Execution::Fused): one product, then the bias, whose
+/// `[1, out]` view is taken first (see the body).
 ///
 /// With a half [`Precision`](crate::Precision) the product's operands are cast to it
 /// (one product, no split) and the result comes back in f32 before the bias is added.
