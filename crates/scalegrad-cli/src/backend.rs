@@ -4,10 +4,23 @@
 //! compiled in. Asking for one that is not compiled in is an error that says how to
 //! build it, never a silent fallback to the CPU.
 
+use std::sync::OnceLock;
+
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use clap::ValueEnum;
-use scalegrad_ops::{Execution, Precision};
+use scalegrad_ops::{Execution, FusionSearch, Precision};
+
+/// Where this process's fusion search settings came from (see [`fusion_search`]).
+static FUSION_SEARCH: OnceLock<FusionSearch> = OnceLock::new();
+
+/// Sets burn's kernel-fusion search for the process (scalegrad's one open group of
+/// operations, unless a `burn.toml` of the user's holds other settings; see
+/// `scalegrad_ops::configure_fusion_search`) the first time it is called, and says where
+/// the settings came from. `main` calls it before anything runs on a device.
+pub fn fusion_search() -> &'static FusionSearch {
+    FUSION_SEARCH.get_or_init(scalegrad_ops::configure_fusion_search)
+}
 
 /// The execution backends the CLI knows about.
 #[derive(

@@ -50,6 +50,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // Before the first operation on a device, which makes burn read its settings.
+    backend::fusion_search();
     let cli = Cli::parse();
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,

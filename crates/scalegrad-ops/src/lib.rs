@@ -19,7 +19,9 @@
 //!
 //! On GPU backends the order of operations matters to burn's kernel fusion: [`linear`]
 //! takes its bias's broadcast view before the product, so that the addition (and the
-//! element-wise work after it) fuses with the product.
+//! element-wise work after it) fuses with the product, and [`configure_fusion_search`]
+//! sets how burn's fusion searches (one open group of operations, which fuses backward
+//! passes burn's default search leaves un-fused).
 //!
 //! [`KvBuffer`] is the preallocated key/value cache both models decode with, on any device.
 //!
@@ -32,12 +34,16 @@ pub mod decoding;
 mod dropout;
 mod execution;
 mod few_rows;
+mod fusion_search;
 mod kv_buffer;
 mod precision;
 
 pub use dropout::{dropout, dropout_active};
 pub use execution::Execution;
 pub use few_rows::{FEW_ROWS, linear, matmul_transposed, split_parts};
+pub use fusion_search::{
+    FUSION_MAX_BLOCKS, FusionSearch, configure_fusion_search, fusion_max_blocks,
+};
 pub use kv_buffer::KvBuffer;
 pub use precision::{Compute, Precision};
 

@@ -27,9 +27,10 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail, ensure};
 use burn::tensor::{Int, Tensor, TensorData};
 use scalegrad_loss::ScaleGradConfig;
+use scalegrad_ops::FusionSearch;
 use serde::Serialize;
 
-use crate::backend::Backend;
+use crate::backend::{self, Backend};
 
 /// Arguments of `scalegrad info`.
 #[derive(Debug, clap::Args)]
@@ -128,19 +129,55 @@ struct Errors {
     gradient: Option<f64>,
 }
 
+/// How burn's kernel fusion searches in this process (it matters on wgpu and CUDA).
+#[derive(Debug, Serialize)]
+struct FusionSearchReport {
+    /// Groups of operations the search keeps open at a time.
+    max_blocks: usize,
+    /// `scalegrad`, the path of the user's `burn.toml`, or `burn` when burn had read its
+    /// own settings first.
+    source: String,
+}
+
+impl FusionSearchReport {
+    fn new() -> Self {
+        let source = match backend::fusion_search() {
+            FusionSearch::Scalegrad => "scalegrad".to_owned(),
+            FusionSearch::File(path) => path.display().to_string(),
+            FusionSearch::AlreadyLoaded => "burn".to_owned(),
+        };
+        Self {
+            max_blocks: scalegrad_ops::fusion_max_blocks(),
+            source,
+        }
+    }
+}
+
 /// Prints the version and the compiled backends, and with `--check` runs the workload.
 pub fn run(args: Args) -> Result<()> {
     let compiled: Vec<&str> = Backend::compiled().iter().map(|b| b.name()).collect();
+    let fusion_search = FusionSearchReport::new();
+    let fusing = Backend::compiled().iter().any(|b| b.execution().is_fused());
+    let print_header = || {
+        println!("scalegrad {}", env!("CARGO_PKG_VERSION"));
+        println!("compiled backends: {}", compiled.join(", "));
+        if fusing {
+            println!(
+                "kernel fusion search: {} open group(s) of operations ({})",
+                fusion_search.max_blocks, fusion_search.source
+            );
+        }
+    };
     if !args.check {
         if args.json {
             let info = serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "backends": compiled,
+                "fusion_search": fusion_search,
             });
             println!("{info}");
         } else {
-            println!("scalegrad {}", env!("CARGO_PKG_VERSION"));
-            println!("compiled backends: {}", compiled.join(", "));
+            print_header();
         }
         return Ok(());
     }
@@ -157,8 +194,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if !args.json {
-        println!("scalegrad {}", env!("CARGO_PKG_VERSION"));
-        println!("compiled backends: {}", compiled.join(", "));
+        print_header();
     }
     let mut checks = Vec::new();
     for backend in selected {
@@ -178,6 +214,7 @@ pub fn run(args: Args) -> Result<()> {
         let info = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "backends": compiled,
+            "fusion_search": fusion_search,
             "checks": checks,
         });
         println!("{info}");

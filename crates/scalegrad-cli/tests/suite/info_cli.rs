@@ -93,36 +93,90 @@ fn flex_check_matches_the_host_reference_and_reports_device_and_timings() {
     );
 }
 
-/// A GPU pays a launch per kernel: the `wgpu` feature must bring burn's kernel fusion
-/// (off with the workspace's `default-features = false` on burn unless asked for), so
-/// the check's loss and backward run as fewer kernels than operations. Built without
-/// fusion, every operation would run on its own and no fused kernel would be counted.
+/// The fusion counts of `info --check --backend wgpu`: `(operations, fused kernels,
+/// single operations)`, run in `dir` when given (else in `tests/cubecl`).
 #[cfg(feature = "wgpu")]
-#[test]
-fn wgpu_runs_the_loss_and_backward_as_fused_kernels() {
-    let info = common::success_json(&scalegrad(&[
+fn wgpu_fusion_counts(dir: Option<&std::path::Path>) -> (u64, u64, u64) {
+    let mut cmd = common::scalegrad();
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let info = common::success_json(&run(cmd.args([
         "info",
         "--check",
         "--json",
         "--backend",
         "wgpu",
-    ]));
+    ])));
     let fusion = &info["checks"][0]["fusion"];
     let count = |key: &str| {
         fusion[key]
             .as_u64()
             .unwrap_or_else(|| panic!("fusion.{key} missing: {info}"))
     };
-    let (operations, fused, single) = (
+    (
         count("operations"),
         count("fused_kernels"),
         count("single_operations"),
-    );
-    assert!(fused >= 1, "no fused kernel: {fusion}");
+    )
+}
+
+/// A GPU pays a launch per kernel: the `wgpu` feature must bring burn's kernel fusion
+/// (off with the workspace's `default-features = false` on burn unless asked for), so
+/// the check's loss and backward run as fewer kernels than operations. Built without
+/// fusion, every operation would run on its own and no fused kernel would be counted.
+/// And scalegrad's fusion search (one open group) runs the same work with fewer
+/// single operations than burn's default search, which a `burn.toml` of burn's
+/// defaults (an empty one) brings back.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_runs_the_loss_and_backward_as_fused_kernels() {
+    let (operations, fused, single) = wgpu_fusion_counts(None);
+    assert!(fused >= 1, "no fused kernel");
     assert!(
         fused + single < operations,
         "{operations} operations ran as {fused} fused kernels and {single} single ones"
     );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("burn.toml"), "").unwrap();
+    let cubecl = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cubecl/cubecl.toml");
+    std::fs::copy(cubecl, dir.path().join("cubecl.toml")).unwrap();
+    let (burn_operations, burn_fused, burn_single) = wgpu_fusion_counts(Some(dir.path()));
+    assert_eq!(burn_operations, operations, "the same work");
+    assert!(
+        fused + single < burn_fused + burn_single,
+        "scalegrad's search: {fused} fused kernels and {single} single operations; \
+         burn's default: {burn_fused} and {burn_single}"
+    );
+}
+
+/// `info` reports the fusion search in effect: scalegrad's, or that of a `burn.toml` in
+/// the working directory or above, which the binary leaves to burn.
+#[test]
+fn the_fusion_search_is_scalegrads_unless_a_burn_toml_sets_it() {
+    let search = |dir: &std::path::Path| {
+        let info = common::success_json(&run(common::scalegrad()
+            .current_dir(dir)
+            .args(["info", "--json"])));
+        info["fusion_search"].clone()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let nested = root.path().join("runs");
+    std::fs::create_dir(&nested).unwrap();
+    let ours = search(&nested);
+    assert_eq!(
+        ours["max_blocks"],
+        scalegrad_ops::FUSION_MAX_BLOCKS,
+        "{ours}"
+    );
+    assert_eq!(ours["source"], "scalegrad", "{ours}");
+
+    let file = root.path().join("burn.toml");
+    std::fs::write(&file, "[fusion.beam_search]\nmax_blocks = 3\n").unwrap();
+    let users = search(&nested);
+    assert_eq!(users["max_blocks"], 3, "{users}");
+    assert_eq!(users["source"], file.display().to_string(), "{users}");
 }
 
 #[test]
