@@ -21,6 +21,11 @@ scalegrad-loss); the bert-small2bert-small train step at 16 x 512/128; greedy de
 Throughput is tokens per second of input (train: batch * length; bert2bert: batch *
 (source + target)) or new tokens per second (decoding), timed over --steps steps after
 two warm-up steps with a synchronisation at each end only.
+
+The table's header names the kernel-fusion search the binary ran with (`scalegrad info`:
+one open group of operations, scalegrad's setting, unless a burn.toml says otherwise).
+--compare-fusion-search runs scalegrad a second time under burn's default search (from
+a directory holding an empty burn.toml) and adds that column.
 """
 import argparse
 import json
@@ -28,6 +33,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -210,13 +216,13 @@ def progress(case, value, half):
     print(f"pytorch {half or 'f32'} {case}: {value:,.1f}/s", file=sys.stderr, flush=True)
 
 
-def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision):
+def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision, cwd=None):
     command = [str(binary), "bench", "--backend", backend, "--gpt2", str(gpt2_dir),
                "--b2b", str(b2b_dir), "--steps", str(steps), "--check", "--precision", precision]
     if tiny:
         command += ["--size", "tiny"]
     print("running " + " ".join(command), file=sys.stderr, flush=True)
-    run = subprocess.run(command, capture_output=True, text=True)
+    run = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     sys.stderr.write(run.stderr)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode != 0:
@@ -226,20 +232,44 @@ def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision):
     return cases, checks
 
 
-def table(device_name, backend, precision, ours_cases, same, other, other_label, checks):
+def fusion_search(binary):
+    """The kernel-fusion search `binary` runs with here, as `scalegrad info --json` reports
+    it (`{"max_blocks": n, "source": ...}`)."""
+    return fusion_search_in(binary, None)
+
+
+def fusion_search_in(binary, cwd):
+    """`fusion_search` with `cwd` as the working directory."""
+    run = subprocess.run([str(Path(binary).resolve()), "info", "--json"], capture_output=True,
+                         text=True, cwd=cwd)
+    if run.returncode != 0:
+        sys.exit(f"scalegrad info failed (exit {run.returncode}): {run.stderr}")
+    return json.loads(run.stdout)["fusion_search"]
+
+
+def table(device_name, backend, precision, ours_cases, same, other, other_label, checks,
+          search, burn_search_cases=None):
     """`same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
-    PyTorch column for context."""
+    PyTorch column for context; `burn_search_cases`: scalegrad under burn's default
+    fusion search, when it was run."""
     reference = "f32 (TF32 off)" if precision == "f32" else f"{precision} autocast"
-    rows = [f"GPU: {device_name}; scalegrad backend `{backend}`, --precision {precision}; "
+    burn_column = burn_search_cases is not None
+    rows = [f"GPU: {device_name}; scalegrad backend `{backend}`, --precision {precision}, "
+            f"kernel fusion search max_blocks {search['max_blocks']} ({search['source']}); "
             f"PyTorch {torch.__version__}, transformers {transformers.__version__}", "",
-            f"| case | scalegrad {precision} | PyTorch {reference} | ratio | PyTorch {other_label} |",
-            "|---|---:|---:|---:|---:|"]
+            f"| case | scalegrad {precision} | PyTorch {reference} | ratio | PyTorch {other_label} |"
+            + (" scalegrad, burn's fusion search |" if burn_column else ""),
+            "|---|---:|---:|---:|---:|" + ("---:|" if burn_column else "")]
     for case, value in ours_cases.items():
         base = same.get(case)
         ratio = f"{value / base:.2f}x" if base else "-"
         extra = f"{other[case]:,.0f}" if case in other else "-"
-        rows.append(f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {extra} |" if base else
-                    f"| {case} | {value:,.0f} | - | - | {extra} |")
+        row = (f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {extra} |" if base else
+               f"| {case} | {value:,.0f} | - | - | {extra} |")
+        if burn_column:
+            alt = burn_search_cases.get(case)
+            row += f" {alt:,.0f} |" if alt else " - |"
+        rows.append(row)
     rows.append("")
     rows.append("Train cases: input tokens/s; greedy: new tokens/s. Checks against flex: " + ", ".join(
         f"{c['check']} {c['relative_difference']:.1e}" for c in checks))
@@ -257,6 +287,8 @@ def main():
     parser.add_argument("--tiny", action="store_true", help="tiny models and shapes (a smoke test)")
     parser.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
                         help="scalegrad's --precision; the ratio compares PyTorch at the same one")
+    parser.add_argument("--compare-fusion-search", action="store_true",
+                        help="also run scalegrad under burn's default kernel-fusion search")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -270,8 +302,21 @@ def main():
     shapes = TINY if args.tiny else {"gpt2_train": GPT2_TRAIN, "b2b_train": B2B_TRAIN, "greedy": GREEDY}
     gpt2_dir, b2b_dir = make_checkpoints(args.out, args.tiny)
 
+    search = fusion_search(args.scalegrad)
     ours_cases, checks = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir, args.steps, args.tiny,
                               args.precision)
+    burn_search_cases = None
+    if args.compare_fusion_search:
+        # An empty burn.toml in the working directory: burn's own defaults, which the
+        # binary then leaves as they are.
+        with tempfile.TemporaryDirectory() as burn_defaults:
+            (Path(burn_defaults) / "burn.toml").write_text("")
+            burn_search = fusion_search_in(args.scalegrad, burn_defaults)
+            print(f"scalegrad under burn's fusion search: max_blocks {burn_search['max_blocks']}",
+                  file=sys.stderr, flush=True)
+            burn_search_cases, _ = ours(args.scalegrad.resolve(), args.backend, gpt2_dir.resolve(),
+                                        b2b_dir.resolve(), args.steps, args.tiny, args.precision,
+                                        cwd=burn_defaults)
     f32 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=None)
     # The half column: scalegrad's precision, or bf16 next to an f32 run.
     half_name = "bf16" if args.precision == "f32" else args.precision
@@ -279,16 +324,18 @@ def main():
     half = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=half_name) \
         if half_ok else {}
     if args.precision == "f32":
-        text = table(device_name, args.backend, "f32", ours_cases, f32, half, "bf16 autocast", checks)
+        text = table(device_name, args.backend, "f32", ours_cases, f32, half, "bf16 autocast", checks,
+                     search, burn_search_cases)
     else:
         text = table(device_name, args.backend, args.precision, ours_cases, half, f32,
-                     "f32 (TF32 off)", checks)
+                     "f32 (TF32 off)", checks, search, burn_search_cases)
     print(text)
     (args.out / "bench-gpu.md").write_text(text + "\n")
     (args.out / "bench-gpu.json").write_text(json.dumps(
         {"gpu": device_name, "backend": args.backend, "scalegrad": ours_cases,
          "precision": args.precision, "pytorch_f32": f32, f"pytorch_{half_name}": half,
-         "checks": checks}, indent=2) + "\n")
+         "checks": checks, "fusion_search": search,
+         "scalegrad_burn_fusion_search": burn_search_cases}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
