@@ -68,38 +68,50 @@ impl Attention {
         out
     }
 
-    /// Splits `[B, T, H]` into heads: `[B, heads, T, H / heads]`.
-    pub(crate) fn split(&self, x: Tensor<3>) -> Tensor<4> {
-        let [b, t, h] = x.dims();
-        x.reshape([b, t, self.heads, h / self.heads])
+    /// Splits the rows `[B * T, H]` of `batch` sequences into heads:
+    /// `[B, heads, T, H / heads]`.
+    pub(crate) fn split(&self, x: Tensor<2>, batch: usize) -> Tensor<4> {
+        let [rows, h] = x.dims();
+        x.reshape([batch, rows / batch, self.heads, h / self.heads])
             .swap_dims(1, 2)
     }
 
-    /// Merges heads back: `[B, heads, T, d]` to `[B, T, heads * d]`.
-    pub(crate) fn merge(x: Tensor<4>) -> Tensor<3> {
+    /// Merges heads back into rows: `[B, heads, T, d]` to `[B * T, heads * d]`.
+    pub(crate) fn merge(x: Tensor<4>) -> Tensor<2> {
         let [b, heads, t, d] = x.dims();
-        x.swap_dims(1, 2).reshape([b, t, heads * d])
+        x.swap_dims(1, 2).reshape([b * t, heads * d])
     }
 
-    /// Keys and values of `states` (`[B, S, H]`), split into heads.
-    pub fn key_value(&self, exec: Compute, states: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+    /// Keys and values of `states` (the rows `[B * S, H]` of `batch` sequences), split
+    /// into heads.
+    pub fn key_value(
+        &self,
+        exec: Compute,
+        states: Tensor<2>,
+        batch: usize,
+    ) -> (Tensor<4>, Tensor<4>) {
         (
-            self.split(scalegrad_ops::linear(exec, &self.key, states.clone())),
-            self.split(scalegrad_ops::linear(exec, &self.value, states)),
+            self.split(
+                scalegrad_ops::linear(exec, &self.key, states.clone()),
+                batch,
+            ),
+            self.split(scalegrad_ops::linear(exec, &self.value, states), batch),
         )
     }
 
-    /// Full self-attention of `x` (`[B, T, H]`) with an optional additive mask and causal
-    /// masking; returns the output projection (before dropout, residual and LayerNorm).
+    /// Full self-attention of `x` (the rows `[B * T, H]` of `batch` sequences) with an
+    /// optional additive mask and causal masking; returns the output projection's rows
+    /// (before dropout, residual and LayerNorm).
     pub fn self_attention(
         &self,
         exec: Compute,
-        x: Tensor<3>,
+        x: Tensor<2>,
+        batch: usize,
         bias: Option<Tensor<4>>,
         causal: bool,
-    ) -> Tensor<3> {
-        let q = self.split(scalegrad_ops::linear(exec, &self.query, x.clone()));
-        let (k, v) = self.key_value(exec, x);
+    ) -> Tensor<2> {
+        let q = self.split(scalegrad_ops::linear(exec, &self.query, x.clone()), batch);
+        let (k, v) = self.key_value(exec, x, batch);
         let context = self.attend(exec, q, k, v, bias, causal);
         scalegrad_ops::linear(exec, &self.output, Self::merge(context))
     }

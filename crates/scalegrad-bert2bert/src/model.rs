@@ -22,7 +22,9 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, DecoderCache, mask_bias, zero_bias};
 use crate::config::{Bert2BertConfig, BertConfig, HiddenAct};
-use scalegrad_ops::{Compute, Execution, KvBuffer, Precision, dropout};
+use scalegrad_ops::{
+    Compute, Execution, KvBuffer, NormRows, Precision, dropout, end_fused_kernel, layer_norm,
+};
 
 fn activate<const D: usize>(act: HiddenAct, x: Tensor<D>) -> Tensor<D> {
     match act {
@@ -32,7 +34,7 @@ fn activate<const D: usize>(act: HiddenAct, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
+fn new_layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
     LayerNormConfig::new(config.hidden_size)
         .with_epsilon(config.layer_norm_eps)
         .init(device)
@@ -72,16 +74,24 @@ impl Embeddings {
             word_embeddings: embedding(config.vocab_size),
             position_embeddings: embedding(config.max_position_embeddings),
             token_type_embeddings: embedding(config.type_vocab_size),
-            layer_norm: layer_norm(config, device),
+            layer_norm: new_layer_norm(config, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }
 
-    /// Embeds `ids` (`[B, T]`) placed at positions `start..start + T`.
+    /// Embeds `ids` (`[B, T]`) placed at positions `start..start + T`, as the rows
+    /// `[B * T, H]` the layers pass on.
     ///
     /// # Panics
     /// If `start + T` exceeds the number of position embeddings (callers truncate).
-    pub fn forward(&self, exec: Compute, ids: Tensor<2, Int>, start: usize) -> Tensor<3> {
+    /// With `norm`, the LayerNorm's prepared rows ([`Execution::Fused`]).
+    pub fn forward(
+        &self,
+        exec: Compute,
+        ids: Tensor<2, Int>,
+        start: usize,
+        norm: Option<&NormRows>,
+    ) -> Tensor<2> {
         let [_, t] = ids.dims();
         let positions = self.position_embeddings.weight.val();
         let max = positions.dims()[0];
@@ -98,8 +108,9 @@ impl Embeddings {
             .val()
             .narrow(0, 0, 1)
             .reshape([1, 1, h]);
-        let x = self.word_embeddings.forward(ids) + token_type + positions;
-        dropout(exec, &self.dropout, self.layer_norm.forward(x))
+        let [b, _] = ids.dims();
+        let x = (self.word_embeddings.forward(ids) + token_type + positions).reshape([b * t, h]);
+        dropout(exec, &self.dropout, layer_norm(&self.layer_norm, norm, x))
     }
 
     /// Number of position embeddings.
@@ -131,13 +142,13 @@ impl FeedForward {
         Self {
             intermediate: dense(config, config.hidden_size, config.intermediate_size, device),
             output: dense(config, config.intermediate_size, config.hidden_size, device),
-            norm: layer_norm(config, device),
+            norm: new_layer_norm(config, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             activation: config.activation(),
         }
     }
 
-    fn forward(&self, exec: Compute, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, exec: Compute, x: Tensor<2>, norm: Option<&NormRows>) -> Tensor<2> {
         let act = self.activation;
         let h = activate(
             act,
@@ -146,9 +157,9 @@ impl FeedForward {
         let h = dropout(
             exec,
             &self.dropout,
-            scalegrad_ops::linear(exec, &self.output, h),
+            end_kernel(exec, scalegrad_ops::linear(exec, &self.output, h)),
         );
-        self.norm.forward(x + h)
+        layer_norm(&self.norm, norm, x + h)
     }
 }
 
@@ -167,14 +178,20 @@ impl AttentionBlock {
     fn new(config: &BertConfig, device: &Device) -> Self {
         Self {
             attention: Attention::new(config, device),
-            norm: layer_norm(config, device),
+            norm: new_layer_norm(config, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }
 
-    fn residual(&self, exec: Compute, x: Tensor<3>, attended: Tensor<3>) -> Tensor<3> {
-        self.norm
-            .forward(x + dropout(exec, &self.dropout, attended))
+    fn residual(
+        &self,
+        exec: Compute,
+        x: Tensor<2>,
+        attended: Tensor<2>,
+        norm: Option<&NormRows>,
+    ) -> Tensor<2> {
+        let attended = dropout(exec, &self.dropout, end_kernel(exec, attended));
+        layer_norm(&self.norm, norm, x + attended)
     }
 }
 
@@ -188,13 +205,29 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn forward(&self, exec: Compute, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+    /// The layer on the rows `[B * S, H]` of `batch` sequences; `norms`: its two
+    /// LayerNorms' prepared rows ([`Execution::Fused`]).
+    fn forward(
+        &self,
+        exec: Compute,
+        x: Tensor<2>,
+        batch: usize,
+        bias: Option<Tensor<4>>,
+        norms: Option<&[NormRows]>,
+    ) -> Tensor<2> {
         let a = self
             .self_attn
             .attention
-            .self_attention(exec, x.clone(), bias, false);
-        let x = self.self_attn.residual(exec, x, a);
-        self.ffn.forward(exec, x)
+            .self_attention(exec, x.clone(), batch, bias, false);
+        let x = self.self_attn.residual(exec, x, a, norm(norms, 0));
+        self.ffn.forward(exec, x, norm(norms, 1))
+    }
+
+    /// Its LayerNorms' rows, in the order `forward` takes them.
+    fn norm_rows(&self, epsilon: f64) -> Vec<NormRows> {
+        [&self.self_attn.norm, &self.ffn.norm]
+            .map(|n| NormRows::new(n, epsilon))
+            .into()
     }
 }
 
@@ -211,6 +244,9 @@ pub struct BertEncoder {
     /// How forward passes compute (set through [`Bert2Bert::with_execution`]).
     #[module(skip)]
     compute: Compute,
+    /// The LayerNorms' epsilon (the config's `layer_norm_eps`), for their rows.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl BertEncoder {
@@ -226,6 +262,7 @@ impl BertEncoder {
             pooler: with_pooler
                 .then(|| dense(config, config.hidden_size, config.hidden_size, device)),
             compute: Compute::default(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -237,12 +274,22 @@ impl BertEncoder {
     /// pad; [`crate::generate`] checks this and returns an error instead).
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Option<Tensor<2, Int>>) -> Tensor<3> {
         let exec = self.compute;
+        let [batch, len] = ids.dims();
         let bias = mask.map(mask_bias);
-        let mut x = self.embeddings.forward(exec, ids, 0);
-        for layer in &self.layers {
-            x = layer.forward(exec, x, bias.clone());
+        let epsilon = self.layer_norm_eps;
+        let norms = PassNorms::new(exec, &self.embeddings, epsilon, || {
+            self.layers.iter().map(|l| l.norm_rows(epsilon)).collect()
+        });
+        // The layers pass rows `[B * S, H]`: no reshape between a product and the
+        // element-wise work after it, which on GPU backends would end its fused kernel.
+        let mut x = self
+            .embeddings
+            .forward(exec, ids, 0, PassNorms::embeddings(&norms));
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(exec, x, batch, bias.clone(), PassNorms::layer(&norms, i));
         }
-        x
+        let hidden = x.dims()[1];
+        x.reshape([batch, len, hidden])
     }
 }
 
@@ -259,51 +306,116 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    /// Cross-attention of `x` (`[N, T, H]`, `N = sources * beams`) on one source's keys and
-    /// values (`[sources, heads, S, d]`): the rows of all beams of a source are stacked as
-    /// query positions of that source, so keys and values are shared, not copied.
+    /// Cross-attention of `x` (the rows `[N * T, H]` of `N = sources * beams`
+    /// sequences, each source's beams together) on one source's keys and values
+    /// (`[sources, heads, S, d]`): the rows of all beams of a source are stacked as query
+    /// positions of that source, so keys and values are shared, not copied.
     fn cross(
         &self,
         exec: Compute,
-        x: Tensor<3>,
+        x: Tensor<2>,
         kv: &(Tensor<4>, Tensor<4>),
         bias: Option<Tensor<4>>,
-    ) -> Tensor<3> {
-        let [n, t, h] = x.dims();
+    ) -> Tensor<2> {
         let sources = kv.0.dims()[0];
         let attention = &self.cross_attn.attention;
-        let q = scalegrad_ops::linear(exec, &attention.query, x);
-        let q = attention.split(q.reshape([sources, n / sources * t, h]));
+        let q = attention.split(scalegrad_ops::linear(exec, &attention.query, x), sources);
         let context = attention.attend(exec, q, kv.0.clone(), kv.1.clone(), bias, false);
-        let out = scalegrad_ops::linear(exec, &attention.output, Attention::merge(context));
-        out.reshape([n, t, h])
+        scalegrad_ops::linear(exec, &attention.output, Attention::merge(context))
     }
 
+    /// The layer on the rows `[B * T, H]` of `batch` sequences; `norms`: its three
+    /// LayerNorms' prepared rows ([`Execution::Fused`]).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         exec: Compute,
-        x: Tensor<3>,
+        x: Tensor<2>,
+        batch: usize,
         self_bias: Option<Tensor<4>>,
         cached: Option<(&mut KvBuffer, usize, usize)>,
         cross_kv: &(Tensor<4>, Tensor<4>),
         cross_bias: Option<Tensor<4>>,
-    ) -> Tensor<3> {
+        norms: Option<&[NormRows]>,
+    ) -> Tensor<2> {
         let attention = &self.self_attn.attention;
         let a = match cached {
-            None => attention.self_attention(exec, x.clone(), self_bias, true),
+            None => attention.self_attention(exec, x.clone(), batch, self_bias, true),
             Some((slot, start, capacity)) => {
-                let q = attention.split(scalegrad_ops::linear(exec, &attention.query, x.clone()));
-                let k = attention.split(scalegrad_ops::linear(exec, &attention.key, x.clone()));
-                let v = attention.split(scalegrad_ops::linear(exec, &attention.value, x.clone()));
+                let project =
+                    |layer| attention.split(scalegrad_ops::linear(exec, layer, x.clone()), batch);
+                let (q, k, v) = (
+                    project(&attention.query),
+                    project(&attention.key),
+                    project(&attention.value),
+                );
                 let (k, v) = slot.append(k, v, start, capacity);
                 let context = attention.attend(exec, q, k, v, self_bias, true);
                 scalegrad_ops::linear(exec, &attention.output, Attention::merge(context))
             }
         };
-        let x = self.self_attn.residual(exec, x, a);
+        let x = self.self_attn.residual(exec, x, a, norm(norms, 0));
         let c = self.cross(exec, x.clone(), cross_kv, cross_bias);
-        let x = self.cross_attn.residual(exec, x, c);
-        self.ffn.forward(exec, x)
+        let x = self.cross_attn.residual(exec, x, c, norm(norms, 1));
+        self.ffn.forward(exec, x, norm(norms, 2))
+    }
+
+    /// Its LayerNorms' rows, in the order `forward` takes them.
+    fn norm_rows(&self, epsilon: f64) -> Vec<NormRows> {
+        [&self.self_attn.norm, &self.cross_attn.norm, &self.ffn.norm]
+            .map(|n| NormRows::new(n, epsilon))
+            .into()
+    }
+}
+
+/// The LayerNorm rows of one forward pass under [`Execution::Fused`], made at its start
+/// so that no parameter reshape ends a fused kernel inside it (see
+/// `scalegrad_ops::NormRows`; GPT-2 does the same).
+struct PassNorms {
+    embeddings: NormRows,
+    /// Each layer's, in the order its `forward` takes them.
+    layers: Vec<Vec<NormRows>>,
+    /// The decoder's LM head's, in a decoding step.
+    head: Option<NormRows>,
+}
+
+impl PassNorms {
+    /// The rows under `Fused`, else none.
+    fn new(
+        exec: Compute,
+        embeddings: &Embeddings,
+        epsilon: f64,
+        layers: impl FnOnce() -> Vec<Vec<NormRows>>,
+    ) -> Option<Self> {
+        exec.execution.is_fused().then(|| Self {
+            embeddings: NormRows::new(&embeddings.layer_norm, epsilon),
+            layers: layers(),
+            head: None,
+        })
+    }
+
+    fn embeddings(norms: &Option<Self>) -> Option<&NormRows> {
+        norms.as_ref().map(|n| &n.embeddings)
+    }
+
+    fn layer(norms: &Option<Self>, i: usize) -> Option<&[NormRows]> {
+        norms.as_ref().map(|n| n.layers[i].as_slice())
+    }
+}
+
+/// The `i`-th of a layer's prepared LayerNorm rows, when it has them.
+fn norm(norms: Option<&[NormRows]>, i: usize) -> Option<&NormRows> {
+    norms.map(|n| &n[i])
+}
+
+/// `x`, under [`Execution::Fused`] with its fused kernel ended (see
+/// `scalegrad_ops::end_fused_kernel`): an output projection's, before the residual
+/// addition and LayerNorm.
+fn end_kernel(exec: Compute, x: Tensor<2>) -> Tensor<2> {
+    if exec.execution.is_fused() {
+        end_fused_kernel(x)
+    } else {
+        x
     }
 }
 
@@ -335,6 +447,9 @@ pub struct BertDecoder {
     /// [`Bert2Bert::with_execution`]).
     #[module(skip)]
     compute: Compute,
+    /// The LayerNorms' epsilon (the config's `layer_norm_eps`), for their rows.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl BertDecoder {
@@ -350,12 +465,36 @@ impl BertDecoder {
                 .collect(),
             head: LmHead {
                 transform: dense(config, config.hidden_size, config.hidden_size, device),
-                norm: layer_norm(config, device),
+                norm: new_layer_norm(config, device),
                 bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
                 activation: config.activation(),
             },
             compute: Compute::default(),
+            layer_norm_eps: config.layer_norm_eps,
         }
+    }
+
+    /// Under `Fused`, the rows of a pass's LayerNorms (see [`PassNorms`]).
+    fn pass_norms(&self) -> Option<PassNorms> {
+        let epsilon = self.layer_norm_eps;
+        PassNorms::new(self.compute, &self.embeddings, epsilon, || {
+            self.layers.iter().map(|l| l.norm_rows(epsilon)).collect()
+        })
+    }
+
+    /// Under `Fused`, the head LayerNorm's rows.
+    fn head_norm(&self) -> Option<NormRows> {
+        self.compute
+            .execution
+            .is_fused()
+            .then(|| NormRows::new(&self.head.norm, self.layer_norm_eps))
+    }
+
+    /// The head's transform, activation and LayerNorm on `[rows, H]`, with the
+    /// LayerNorm's prepared `norm` rows where there are some.
+    fn head_transform(&self, h: Tensor<2>, norm: Option<&NormRows>) -> Tensor<2> {
+        let h = activate(self.head.activation, self.transform(h));
+        layer_norm(&self.head.norm, norm, h)
     }
 
     /// How forward passes and decoding steps compute.
@@ -374,12 +513,12 @@ impl BertDecoder {
 
     /// Vocabulary logits of hidden states `h` (`[..., H]` → `[..., V]`).
     pub fn logits<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
-        let act = self.head.activation;
+        let norm = self.head_norm();
         // On `[rows, H]`: single matrix products, not batched ones (see `scalegrad_ops::linear`).
         let mut dims = h.dims();
         let hidden = dims[D - 1];
         let h = h.reshape([dims[..D - 1].iter().product::<usize>(), hidden]);
-        let h = self.head.norm.forward(activate(act, self.transform(h)));
+        let h = self.head_transform(h, norm.as_ref());
         let embeddings = self.embeddings.word_embeddings.weight.val();
         dims[D - 1] = embeddings.dims()[0];
         match self.compute.precision {
@@ -415,17 +554,32 @@ impl BertDecoder {
         source_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
         let exec = self.compute;
+        let [batch, len] = ids.dims();
         let self_bias = mask.map(mask_bias);
         let cross_bias = source_mask.map(mask_bias);
-        let mut x = self.embeddings.forward(exec, ids, 0);
-        for layer in &self.layers {
+        let (states, sources) = rows(encoder_states);
+        let norms = self.pass_norms();
+        let mut x = self
+            .embeddings
+            .forward(exec, ids, 0, PassNorms::embeddings(&norms));
+        for (i, layer) in self.layers.iter().enumerate() {
             let kv = layer
                 .cross_attn
                 .attention
-                .key_value(exec, encoder_states.clone());
-            x = layer.forward(exec, x, self_bias.clone(), None, &kv, cross_bias.clone());
+                .key_value(exec, states.clone(), sources);
+            x = layer.forward(
+                exec,
+                x,
+                batch,
+                self_bias.clone(),
+                None,
+                &kv,
+                cross_bias.clone(),
+                PassNorms::layer(&norms, i),
+            );
         }
-        x
+        let hidden = x.dims()[1];
+        x.reshape([batch, len, hidden])
     }
 
     /// A generation cache for `beams` decoder rows per source and up to `capacity`
@@ -438,7 +592,7 @@ impl BertDecoder {
         beams: usize,
         capacity: usize,
     ) -> DecoderCache {
-        let sources = encoder_states.dims()[0];
+        let (states, sources) = rows(encoder_states);
         let capacity = capacity.min(self.embeddings.max_positions());
         DecoderCache {
             self_kv: vec![KvBuffer::default(); self.layers.len()],
@@ -447,10 +601,10 @@ impl BertDecoder {
                 .layers
                 .iter()
                 .map(|l| {
-                    let (k, v) = l
-                        .cross_attn
-                        .attention
-                        .key_value(self.compute, encoder_states.clone());
+                    let (k, v) =
+                        l.cross_attn
+                            .attention
+                            .key_value(self.compute, states.clone(), sources);
                     (materialize(k), materialize(v))
                 })
                 .collect(),
@@ -470,22 +624,37 @@ impl BertDecoder {
         let [rows, t] = ids.dims();
         assert_eq!(rows, cache.rows(), "one decoder row per cached row");
         let exec = self.compute;
-        let mut x = self.embeddings.forward(exec, ids, cache.len);
+        // Every LayerNorm's rows at the step's start, the head's included.
+        let mut norms = self.pass_norms();
+        if let Some(norms) = &mut norms {
+            norms.head = self.head_norm();
+        }
+        let mut x = self
+            .embeddings
+            .forward(exec, ids, cache.len, PassNorms::embeddings(&norms));
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(
                 exec,
                 x,
+                rows,
                 None,
                 Some((&mut cache.self_kv[i], cache.len, cache.capacity)),
                 &cache.cross_kv[i],
                 cache.cross_bias.clone(),
+                PassNorms::layer(&norms, i),
             );
         }
         cache.len += t;
-        let h = x.dims()[2];
-        let last = x.slice([0..rows, t - 1..t]).reshape([rows, h]);
-        let act = self.head.activation;
-        let last = self.head.norm.forward(activate(act, self.transform(last)));
+        let h = x.dims()[1];
+        let last = match t {
+            1 => x,
+            _ => x
+                .reshape([rows, t, h])
+                .slice([0..rows, t - 1..t])
+                .reshape([rows, h]),
+        };
+        let head_norm = norms.as_ref().and_then(|n| n.head.as_ref());
+        let last = self.head_transform(last, head_norm);
         // `E · hᵀ` rather than `h · Eᵀ`: with a few rows the product is bound by reading
         // the [vocab, H] matrix, and gemm streams it fastest as the row-major left operand
         // (split over the threads where that is faster, see `scalegrad_ops::split_parts`).
@@ -494,6 +663,12 @@ impl BertDecoder {
         scalegrad_ops::matmul_transposed(exec, last, &embeddings)
             + self.head.bias.val().reshape([1, vocab])
     }
+}
+
+/// The rows `[B * S, H]` of `states` (`[B, S, H]`), and `B`.
+fn rows(states: Tensor<3>) -> (Tensor<2>, usize) {
+    let [batch, len, hidden] = states.dims();
+    (states.reshape([batch * len, hidden]), batch)
 }
 
 /// A contiguous copy of a strided view (a flat reshape forces the copy), so that a
@@ -536,7 +711,10 @@ impl Bert2Bert {
     /// The model computing with `execution` (the CPU fast paths of `scalegrad-ops` for
     /// [`Execution::Host`]; the default, [`Execution::Device`], uses burn's operations
     /// only and suits every backend; [`Execution::Fused`], which the `scalegrad` binary
-    /// sets on wgpu and CUDA, computes here as `Device` does).
+    /// sets on wgpu and CUDA, is `Device` with every forward pass and decoding step
+    /// making its LayerNorms' `[1, n]` rows at its start and ending the output
+    /// projections' fused kernels before the residual, which saves kernel launches under
+    /// burn's fusion, see [`PassNorms`]).
     pub fn with_execution(self, execution: Execution) -> Self {
         self.with_compute(|c| c.execution = execution)
     }

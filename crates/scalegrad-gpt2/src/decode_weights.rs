@@ -36,7 +36,7 @@
 
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use scalegrad_ops::{Compute, Execution, Precision, matmul_transposed};
+use scalegrad_ops::{Compute, Execution, NormRows, Precision, end_fused_kernel, matmul_transposed};
 
 use crate::model::Block;
 
@@ -96,56 +96,6 @@ impl LinearRows {
             None => out,
         }
     }
-}
-
-/// A LayerNorm's scale and shift as `[1, n]` rows, and its epsilon.
-#[derive(Debug)]
-pub(crate) struct NormRows {
-    gamma: Tensor<2>,
-    beta: Option<Tensor<2>>,
-    epsilon: f64,
-}
-
-/// `norm` of `x` (`[rows, n]`): with its prepared `rows` where there are some, else
-/// burn's `LayerNorm`.
-pub(crate) fn layer_norm(norm: &LayerNorm, rows: Option<&NormRows>, x: Tensor<2>) -> Tensor<2> {
-    match rows {
-        Some(rows) => rows.forward(x),
-        None => norm.forward(x),
-    }
-}
-
-impl NormRows {
-    fn new(norm: &LayerNorm, epsilon: f64) -> Self {
-        Self {
-            gamma: norm.gamma.val().unsqueeze::<2>(),
-            beta: norm.beta.as_ref().map(|b| b.val().unsqueeze::<2>()),
-            epsilon,
-        }
-    }
-
-    /// LayerNorm over the last dimension of `x` (`[rows, n]`): the operations of burn's
-    /// `layer_norm` (`burn_backend`'s default, which burn's CubeCL backends use; libtorch
-    /// has its own), in its order, with the prepared rows in place of its reshapes.
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let centered = x.clone() - x.mean_dim(1);
-        let variance = (centered.clone() * centered.clone()).mean_dim(1);
-        let scaled = centered / (variance + self.epsilon).sqrt() * self.gamma.clone();
-        match &self.beta {
-            Some(beta) => scaled + beta.clone(),
-            None => scaled,
-        }
-    }
-}
-
-/// `x` as it is, but seen through two reshapes, which end the fused kernel that computes
-/// it: the element-wise work that follows (the residual addition) then starts the next
-/// kernel, a LayerNorm's, instead of joining this one and leaving the LayerNorm's first
-/// reduction in a kernel of its own (3 launches become 2; on a GPU nothing is copied,
-/// `x` being contiguous).
-fn end_fused_kernel(x: Tensor<2>) -> Tensor<2> {
-    let [rows, width] = x.dims();
-    x.reshape([1, rows, width]).reshape([rows, width])
 }
 
 /// Which linear layer of a block.
@@ -275,7 +225,7 @@ impl DecodeWeights {
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::{LayerNormConfig, LinearConfig};
+    use burn::nn::LinearConfig;
     use burn::tensor::{Device, Distribution};
 
     use super::*;
@@ -284,24 +234,12 @@ mod tests {
         (a - b).abs().max().into_scalar::<f32>()
     }
 
-    /// The rows-route LayerNorm and linear layers compute what burn's layers compute,
-    /// with trained-looking (non-trivial) scale, shift and bias, and the kernel-ending
-    /// reshapes leave the values as they are.
+    /// The rows-route linear layer computes what burn's layer computes, and the
+    /// kernel-ending reshapes leave the values as they are.
     #[test]
-    fn parameter_rows_compute_what_the_layers_compute() {
+    fn linear_rows_compute_what_the_layer_computes() {
         let device = Device::flex();
         let x = Tensor::<2>::random([5, 24], Distribution::Normal(0.5, 0.3), &device);
-        // An epsilon far from burn's default, so that a lost epsilon shows.
-        let mut norm = LayerNormConfig::new(24).with_epsilon(0.1).init(&device);
-        norm.gamma = norm
-            .gamma
-            .map(|g| g + Tensor::random([24], Distribution::Default, &device));
-        norm.beta = norm
-            .beta
-            .map(|b| b.map(|b| b + Tensor::random([24], Distribution::Default, &device)));
-        let rows = NormRows::new(&norm, 0.1);
-        assert!(max_diff(rows.forward(x.clone()), norm.forward(x.clone())) < 1e-5);
-
         let layer = LinearConfig::new(24, 7).init(&device);
         let linears = LinearRows::new(&layer);
         let out = linears.forward(Compute::from(Execution::Device), &layer, x.clone());

@@ -19,14 +19,14 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use scalegrad_ops::{
-    Compute, Execution, Precision, dropout, dropout_active, linear, matmul_transposed,
+    Compute, Execution, Precision, dropout, dropout_active, layer_norm, linear, matmul_transposed,
 };
 
 use crate::Gpt2Error;
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::KvCache;
 use crate::config::{Activation, Gpt2Config};
-use crate::decode_weights::{BlockLinear, BlockNorm, BlockWeights, DecodeWeights, layer_norm};
+use crate::decode_weights::{BlockLinear, BlockNorm, BlockWeights, DecodeWeights};
 
 /// Below this many positions the LM head multiplies in the `wte @ hidden^T` orientation.
 const LM_HEAD_FEW_ROWS: usize = 32;

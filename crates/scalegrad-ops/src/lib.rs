@@ -23,6 +23,10 @@
 //! sets how burn's fusion searches (one open group of operations, which fuses backward
 //! passes burn's default search leaves un-fused).
 //!
+//! [`NormRows`] and [`end_fused_kernel`] are the pieces of both models' forward passes
+//! under [`Execution::Fused`]: LayerNorm with parameter rows made at the pass's start, and
+//! the end of an output projection's fused kernel.
+//!
 //! [`KvBuffer`] is the preallocated key/value cache both models decode with, on any device.
 //!
 //! Every function takes the [`Execution`] policy the caller resolved once for its device:
@@ -36,6 +40,7 @@ mod execution;
 mod few_rows;
 mod fusion_search;
 mod kv_buffer;
+mod norm_rows;
 mod precision;
 
 pub use dropout::{dropout, dropout_active};
@@ -45,6 +50,7 @@ pub use fusion_search::{
     FUSION_MAX_BLOCKS, FusionSearch, configure_fusion_search, fusion_max_blocks,
 };
 pub use kv_buffer::KvBuffer;
+pub use norm_rows::{NormRows, end_fused_kernel, layer_norm};
 pub use precision::{Compute, Precision};
 
 /// Whether burn's CPU matrix kernels run the `gemm` crate's AVX-512 code: this build has

@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use scalegrad_bert2bert::{
-    Bert2BertConfig, EarlyStopping, GenerationConfig, GenerationSettings, LoadedModel, generate,
-    load_pretrained, load_weights,
+    Bert2Bert, Bert2BertConfig, EarlyStopping, GenerationConfig, GenerationSettings, LoadedModel,
+    generate, load_pretrained, load_weights,
 };
+use scalegrad_ops::Execution;
 use serde_json::Value;
 
 /// Largest absolute difference allowed between our floats and PyTorch's.
 const TOLERANCE: f32 = 1e-4;
+
+/// Every execution policy: the CPU fast paths, burn's operations, and the routes arranged
+/// for kernel fusion (LayerNorm rows, ended kernels), which must compute the same.
+const EXECUTIONS: [Execution; 3] = [Execution::Host, Execution::Device, Execution::Fused];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -67,34 +72,38 @@ fn load(name: &str) -> LoadedModel {
 }
 
 fn check_states_and_logits(name: &str) {
+    let loaded = load(name);
+    for execution in EXECUTIONS {
+        check_states_and_logits_under(name, loaded.model.clone().with_execution(execution));
+    }
+}
+
+fn check_states_and_logits_under(name: &str, model: Bert2Bert) {
     let device = Device::flex();
     let e = expected();
-    let loaded = load(name);
     let want = &e["models"][name];
+    let label = format!("{name} ({})", model.execution());
     let src = ids(&e["source_ids"], &device);
     let mask = ids(&e["source_mask"], &device);
     let tgt = ids(&e["target_ids"], &device);
     let tgt_mask = ids(&e["target_mask"], &device);
 
-    let states = loaded
-        .model
-        .encoder
-        .forward(src.clone(), Some(mask.clone()));
+    let states = model.encoder.forward(src.clone(), Some(mask.clone()));
     let shape: Vec<usize> = serde_json::from_value(want["encoder_hidden_shape"].clone()).unwrap();
     assert_eq!(states.dims().to_vec(), shape);
     let states = states.try_into_vec_as::<f32>().unwrap();
     assert_close(
-        &format!("{name} encoder states"),
+        &format!("{label} encoder states"),
         &states,
         &floats(&want["encoder_hidden"]),
     );
 
-    let logits = loaded.model.forward(src, Some(mask), tgt, Some(tgt_mask));
+    let logits = model.forward(src, Some(mask), tgt, Some(tgt_mask));
     let shape: Vec<usize> = serde_json::from_value(want["logits_shape"].clone()).unwrap();
     assert_eq!(logits.dims().to_vec(), shape);
     let logits = logits.try_into_vec_as::<f32>().unwrap();
     assert_close(
-        &format!("{name} decoder logits"),
+        &format!("{label} decoder logits"),
         &logits,
         &floats(&want["logits"]),
     );
@@ -122,19 +131,22 @@ fn autodiff_training_path_logits_match_transformers_without_dropout() {
         side.hidden_dropout_prob = 0.0;
         side.attention_probs_dropout_prob = 0.0;
     }
-    let model = load_weights(&config, &dir.join("pytorch_model.bin"), &device).unwrap();
-    let logits = model.forward(
-        ids(&e["source_ids"], &device),
-        Some(ids(&e["source_mask"], &device)),
-        ids(&e["target_ids"], &device),
-        Some(ids(&e["target_mask"], &device)),
-    );
-    let logits = logits.try_into_vec_as::<f32>().unwrap();
-    assert_close(
-        "tiny-bin logits on the autodiff path",
-        &logits,
-        &floats(&e["models"]["tiny-bin"]["logits"]),
-    );
+    let loaded = load_weights(&config, &dir.join("pytorch_model.bin"), &device).unwrap();
+    for execution in EXECUTIONS {
+        let model = loaded.clone().with_execution(execution);
+        let logits = model.forward(
+            ids(&e["source_ids"], &device),
+            Some(ids(&e["source_mask"], &device)),
+            ids(&e["target_ids"], &device),
+            Some(ids(&e["target_mask"], &device)),
+        );
+        let logits = logits.try_into_vec_as::<f32>().unwrap();
+        assert_close(
+            &format!("tiny-bin logits on the autodiff path ({execution})"),
+            &logits,
+            &floats(&e["models"]["tiny-bin"]["logits"]),
+        );
+    }
 }
 
 /// The generation knobs of one fixture case, on top of the special tokens the script
@@ -184,14 +196,18 @@ fn check_generation(name: &str) {
     let mask = ids(&e["source_mask"], &device);
     let cases = e["models"][name]["generate"].as_array().unwrap();
     assert!(cases.len() >= 6);
-    for case in cases {
-        let case_name = case["name"].as_str().unwrap();
-        let config = case_config(&case["kwargs"]);
-        let out = generate(&loaded.model, src.clone(), Some(mask.clone()), &config).unwrap();
-        let rows: Vec<Vec<u32>> = serde_json::from_value(case["sequences"].clone()).unwrap();
-        let fill = if config.num_beams == 1 { 0 } else { 102 };
-        for (i, (g, row)) in out.iter().zip(&rows).enumerate() {
-            assert_same_sequence(&format!("{name} {case_name} row {i}"), &g.tokens, row, fill);
+    for execution in EXECUTIONS {
+        let model = loaded.model.clone().with_execution(execution);
+        for case in cases {
+            let case_name = case["name"].as_str().unwrap();
+            let config = case_config(&case["kwargs"]);
+            let out = generate(&model, src.clone(), Some(mask.clone()), &config).unwrap();
+            let rows: Vec<Vec<u32>> = serde_json::from_value(case["sequences"].clone()).unwrap();
+            let fill = if config.num_beams == 1 { 0 } else { 102 };
+            for (i, (g, row)) in out.iter().zip(&rows).enumerate() {
+                let what = format!("{name} ({execution}) {case_name} row {i}");
+                assert_same_sequence(&what, &g.tokens, row, fill);
+            }
         }
     }
 }
