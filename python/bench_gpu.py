@@ -22,6 +22,13 @@ Throughput is tokens per second of input (train: batch * length; bert2bert: batc
 (source + target)) or new tokens per second (decoding), timed over --steps steps after
 two warm-up steps with a synchronisation at each end only.
 
+Where nvidia-smi is on the PATH, a thread samples the GPU's utilisation (nvidia-smi's
+utilization.gpu: the share of its last sample period in which a kernel ran) every 0.1 s
+while both sides run, and the table gives its mean over each case's timed span for
+scalegrad and for the PyTorch baseline: near 100% the GPU limits the case, far below it
+the host does (kernel launches, bookkeeping, waits). Short spans hold few samples, so
+read it as a guide, not a measurement to the percent.
+
 The table's header names the kernel-fusion search the binary ran with (`scalegrad info`:
 one open group of operations, scalegrad's setting, unless a burn.toml says otherwise).
 --compare-fusion-search runs scalegrad a second time under burn's default search (from
@@ -33,7 +40,9 @@ import math
 import os
 import subprocess
 import sys
+import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -115,15 +124,61 @@ def sync(device):
 
 
 def timed(step, steps, device, warmup=2):
-    """Seconds per call of `step`, after `warmup` calls, synchronising at both ends only."""
+    """Seconds per call of `step`, after `warmup` calls, synchronising at both ends only,
+    and the timed span `(start, end)` in Unix seconds."""
     for _ in range(warmup):
         step()
     sync(device)
-    start = time.perf_counter()
+    start, wall = time.perf_counter(), time.time()
     for _ in range(steps):
         step()
     sync(device)
-    return (time.perf_counter() - start) / steps
+    seconds = time.perf_counter() - start
+    return seconds / steps, (wall, wall + seconds)
+
+
+class GpuLoad:
+    """The GPU's utilisation over time, sampled with nvidia-smi in a background thread
+    (`utilization.gpu`: the percentage of the driver's last sample period in which one or
+    more kernels ran). Inactive, with no samples, where nvidia-smi is missing."""
+
+    def __init__(self, index, period=0.1):
+        self.command = shutil.which("nvidia-smi")
+        self.index, self.period = index, period
+        self.samples = []  # (Unix seconds, percent)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        if self.command:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _sample(self):
+        query = [self.command, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                 "-i", str(self.index)]
+        failures = 0
+        while not self.done.is_set() and failures < 3:
+            run = subprocess.run(query, capture_output=True, text=True)
+            try:
+                self.samples.append((time.time(), float(run.stdout.strip())))
+                failures = 0
+            except ValueError:
+                # No reading (no driver, a busy query): three in a row end the sampling,
+                # and the cases without samples show "-".
+                failures += 1
+            self.done.wait(self.period)
+
+    def mean(self, span):
+        """Mean utilisation (percent) of the samples taken within `span`, or None."""
+        start, end = span
+        inside = [value for at, value in self.samples if start < at <= end]
+        return sum(inside) / len(inside) if inside else None
 
 
 HALF = {"bf16": torch.bfloat16, "f16": torch.float16}
@@ -151,7 +206,8 @@ def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half):
         loss.backward()
         optim.step()
 
-    return batch * length / timed(step, steps, device)
+    seconds, span = timed(step, steps, device)
+    return batch * length / seconds, span
 
 
 def torch_b2b_train(b2b_dir, shape, steps, device, half):
@@ -172,7 +228,8 @@ def torch_b2b_train(b2b_dir, shape, steps, device, half):
         loss.backward()
         optim.step()
 
-    return batch * (source + target) / timed(step, steps, device)
+    seconds, span = timed(step, steps, device)
+    return batch * (source + target) / seconds, span
 
 
 def torch_greedy(gpt2_dir, batch, prefix, new, device, half):
@@ -190,26 +247,30 @@ def torch_greedy(gpt2_dir, batch, prefix, new, device, half):
         assert out.shape == (batch, prefix + new), out.shape
 
     # One warm-up run, one timed run, as `scalegrad bench`.
-    return batch * new / timed(run, 1, device, warmup=1)
+    seconds, span = timed(run, 1, device, warmup=1)
+    return batch * new / seconds, span
 
 
 def torch_cases(gpt2_dir, b2b_dir, shapes, steps, device, half):
-    out = {}
+    """Throughput of each case, and its timed span."""
+    out, spans = {}, {}
+
+    def record(case, result):
+        out[case], spans[case] = result
+        progress(case, out[case], half)
+
     for batch, length in shapes["gpt2_train"]:
         for objective in ("ce", "sg0.2"):
-            case = f"gpt2-train {objective} {batch}x{length}"
-            out[case] = torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half)
-            progress(case, out[case], half)
+            record(f"gpt2-train {objective} {batch}x{length}",
+                   torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half))
     batch, source, target = shapes["b2b_train"]
-    case = f"b2b-train ce {batch}x{source}+{target}"
-    out[case] = torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, half)
-    progress(case, out[case], half)
+    record(f"b2b-train ce {batch}x{source}+{target}",
+           torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, half))
     batches, prefix, new = shapes["greedy"]
     for batch in batches:
-        case = f"gpt2-greedy b{batch} {prefix}+{new}"
-        out[case] = torch_greedy(gpt2_dir, batch, prefix, new, device, half)
-        progress(case, out[case], half)
-    return out
+        record(f"gpt2-greedy b{batch} {prefix}+{new}",
+               torch_greedy(gpt2_dir, batch, prefix, new, device, half))
+    return out, spans
 
 
 def progress(case, value, half):
@@ -229,17 +290,14 @@ def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision, cwd=None):
         sys.exit(f"scalegrad bench failed (exit {run.returncode}); its output is above")
     checks = [line for line in lines if "check" in line]
     cases = {line["case"]: line["value"] for line in lines if "case" in line}
-    return cases, checks
+    spans = {line["case"]: tuple(line["span"]) for line in lines if "span" in line}
+    return cases, checks, spans
 
 
-def fusion_search(binary):
-    """The kernel-fusion search `binary` runs with here, as `scalegrad info --json` reports
-    it (`{"max_blocks": n, "source": ...}`)."""
-    return fusion_search_in(binary, None)
-
-
-def fusion_search_in(binary, cwd):
-    """`fusion_search` with `cwd` as the working directory."""
+def fusion_search(binary, cwd=None):
+    """The kernel-fusion search `binary` runs with from `cwd` (this process's working
+    directory by default), as `scalegrad info --json` reports it (`{"max_blocks": n,
+    "source": ...}`)."""
     run = subprocess.run([str(Path(binary).resolve()), "info", "--json"], capture_output=True,
                          text=True, cwd=cwd)
     if run.returncode != 0:
@@ -248,30 +306,35 @@ def fusion_search_in(binary, cwd):
 
 
 def table(device_name, backend, precision, ours_cases, same, other, other_label, checks,
-          search, burn_search_cases=None):
+          search, busy, burn_search_cases=None):
     """`same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
-    PyTorch column for context; `burn_search_cases`: scalegrad under burn's default
-    fusion search, when it was run."""
+    PyTorch column for context; `busy`: case -> (scalegrad's, the baseline's) mean GPU
+    utilisation in percent, either None; `burn_search_cases`: scalegrad under burn's
+    default fusion search, when it was run."""
     reference = "f32 (TF32 off)" if precision == "f32" else f"{precision} autocast"
     burn_column = burn_search_cases is not None
     rows = [f"GPU: {device_name}; scalegrad backend `{backend}`, --precision {precision}, "
             f"kernel fusion search max_blocks {search['max_blocks']} ({search['source']}); "
             f"PyTorch {torch.__version__}, transformers {transformers.__version__}", "",
             f"| case | scalegrad {precision} | PyTorch {reference} | ratio | PyTorch {other_label} |"
+            " GPU busy, scalegrad / PyTorch |"
             + (" scalegrad, burn's fusion search |" if burn_column else ""),
-            "|---|---:|---:|---:|---:|" + ("---:|" if burn_column else "")]
+            "|---|---:|---:|---:|---:|---:|" + ("---:|" if burn_column else "")]
     for case, value in ours_cases.items():
         base = same.get(case)
         ratio = f"{value / base:.2f}x" if base else "-"
         extra = f"{other[case]:,.0f}" if case in other else "-"
-        row = (f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {extra} |" if base else
-               f"| {case} | {value:,.0f} | - | - | {extra} |")
+        load = " / ".join("-" if p is None else f"{p:.0f}%" for p in busy.get(case, (None, None)))
+        row = (f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {extra} | {load} |" if base else
+               f"| {case} | {value:,.0f} | - | - | {extra} | {load} |")
         if burn_column:
             alt = burn_search_cases.get(case)
             row += f" {alt:,.0f} |" if alt else " - |"
         rows.append(row)
     rows.append("")
-    rows.append("Train cases: input tokens/s; greedy: new tokens/s. Checks against flex: " + ", ".join(
+    rows.append("Train cases: input tokens/s; greedy: new tokens/s. GPU busy: mean of "
+                "nvidia-smi's utilization.gpu over the timed span (near 100%: the GPU limits the "
+                "case; far below: the host). Checks against flex: " + ", ".join(
         f"{c['check']} {c['relative_difference']:.1e}" for c in checks))
     return "\n".join(rows)
 
@@ -303,38 +366,45 @@ def main():
     gpt2_dir, b2b_dir = make_checkpoints(args.out, args.tiny)
 
     search = fusion_search(args.scalegrad)
-    ours_cases, checks = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir, args.steps, args.tiny,
-                              args.precision)
-    burn_search_cases = None
-    if args.compare_fusion_search:
-        # An empty burn.toml in the working directory: burn's own defaults, which the
-        # binary then leaves as they are.
-        with tempfile.TemporaryDirectory() as burn_defaults:
-            (Path(burn_defaults) / "burn.toml").write_text("")
-            burn_search = fusion_search_in(args.scalegrad, burn_defaults)
-            print(f"scalegrad under burn's fusion search: max_blocks {burn_search['max_blocks']}",
-                  file=sys.stderr, flush=True)
-            burn_search_cases, _ = ours(args.scalegrad.resolve(), args.backend, gpt2_dir.resolve(),
-                                        b2b_dir.resolve(), args.steps, args.tiny, args.precision,
-                                        cwd=burn_defaults)
-    f32 = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=None)
-    # The half column: scalegrad's precision, or bf16 next to an f32 run.
-    half_name = "bf16" if args.precision == "f32" else args.precision
-    half_ok = device.type == "cuda" and (half_name != "bf16" or torch.cuda.is_bf16_supported())
-    half = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=half_name) \
-        if half_ok else {}
+    # nvidia-smi numbers GPUs as CUDA does on a one-GPU machine (the benchmark's case).
+    with GpuLoad(device.index or 0) as load:
+        ours_cases, checks, ours_spans = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir,
+                                              args.steps, args.tiny, args.precision)
+        burn_search_cases = None
+        if args.compare_fusion_search:
+            # An empty burn.toml in the working directory: burn's own defaults, which the
+            # binary then leaves as they are.
+            with tempfile.TemporaryDirectory() as burn_defaults:
+                (Path(burn_defaults) / "burn.toml").write_text("")
+                burn_search = fusion_search(args.scalegrad, burn_defaults)
+                print(f"scalegrad under burn's fusion search: max_blocks {burn_search['max_blocks']}",
+                      file=sys.stderr, flush=True)
+                burn_search_cases, _, _ = ours(args.scalegrad.resolve(), args.backend,
+                                               gpt2_dir.resolve(), b2b_dir.resolve(), args.steps,
+                                               args.tiny, args.precision, cwd=burn_defaults)
+        f32, f32_spans = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=None)
+        # The half column: scalegrad's precision, or bf16 next to an f32 run.
+        half_name = "bf16" if args.precision == "f32" else args.precision
+        half_ok = device.type == "cuda" and (half_name != "bf16" or torch.cuda.is_bf16_supported())
+        half, half_spans = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=half_name) \
+            if half_ok else ({}, {})
+    # The GPU's load in scalegrad's timed spans and in those of the ratio's baseline.
+    base_spans = f32_spans if args.precision == "f32" else half_spans
+    busy = {case: (load.mean(span), load.mean(base_spans[case]) if case in base_spans else None)
+            for case, span in ours_spans.items()}
     if args.precision == "f32":
         text = table(device_name, args.backend, "f32", ours_cases, f32, half, "bf16 autocast", checks,
-                     search, burn_search_cases)
+                     search, busy, burn_search_cases)
     else:
         text = table(device_name, args.backend, args.precision, ours_cases, half, f32,
-                     "f32 (TF32 off)", checks, search, burn_search_cases)
+                     "f32 (TF32 off)", checks, search, busy, burn_search_cases)
     print(text)
     (args.out / "bench-gpu.md").write_text(text + "\n")
     (args.out / "bench-gpu.json").write_text(json.dumps(
         {"gpu": device_name, "backend": args.backend, "scalegrad": ours_cases,
          "precision": args.precision, "pytorch_f32": f32, f"pytorch_{half_name}": half,
-         "checks": checks, "fusion_search": search,
+         "checks": checks, "fusion_search": search, "gpu_busy_percent": busy,
+         "gpu_load_samples": len(load.samples),
          "scalegrad_burn_fusion_search": burn_search_cases}, indent=2) + "\n")
 
 

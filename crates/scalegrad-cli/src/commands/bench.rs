@@ -14,12 +14,17 @@
 //! each end (no read inside the loop, as in a real run between log steps); decoding over
 //! one run after a warm-up run.
 //!
+//! Each line also carries `span`, the timed span's start and end as Unix time in
+//! seconds, so that a GPU's utilisation sampled beside the run (`bench_gpu.py` polls
+//! `nvidia-smi`) can be averaged over exactly the timed work: near 100% the GPU limits
+//! the case, far below it the host does (launches, bookkeeping, waits).
+//!
 //! `--check` first compares this backend with flex on the same weights (in evaluation
 //! mode, no dropout): the logits of a fixed batch and the cross-entropy and ScaleGrad
 //! losses of both models, within 1e-3 relative. A failed check is an error.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -195,8 +200,8 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
             }
             let model = load_gpt2(&train_device, execution)?.with_precision(precision);
             let objective = objective.init(Some(-100)).context("the objective")?;
-            let seconds = time_gpt2_train(model, &objective, batch, len, args.steps, execution)?;
-            print_case(&case, "tokens_per_s", (batch * len) as f64 / seconds);
+            let timing = time_gpt2_train(model, &objective, batch, len, args.steps, execution)?;
+            timing.print(&case, "tokens_per_s", (batch * len) as f64);
         }
     }
     let (batch, source, target) = shapes.b2b_train;
@@ -204,12 +209,8 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     if wanted(&case) {
         let (model, vocab) = load_b2b(&train_device, execution)?;
         let model = model.with_precision(precision);
-        let seconds = time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)?;
-        print_case(
-            &case,
-            "tokens_per_s",
-            (batch * (source + target)) as f64 / seconds,
-        );
+        let timing = time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)?;
+        timing.print(&case, "tokens_per_s", (batch * (source + target)) as f64);
     }
     let (batches, prefix, new) = shapes.greedy;
     for &batch in batches {
@@ -228,11 +229,11 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
             .collect();
         let config = GenerationConfig::greedy(new);
         generate(&model, &prompts, &config).context("warm-up decoding")?;
-        let start = Instant::now();
+        let clock = Clock::start();
         let out = generate(&model, &prompts, &config).context("decoding")?;
-        let seconds = start.elapsed().as_secs_f64();
+        let timing = clock.stop(1);
         let tokens: usize = out.iter().map(|g| g.tokens.len()).sum();
-        print_case(&case, "new_tokens_per_s", tokens as f64 / seconds);
+        timing.print(&case, "new_tokens_per_s", tokens as f64);
     }
     Ok(())
 }
@@ -243,11 +244,64 @@ fn flex_device() -> Result<Device> {
         .context("the comparison needs the flex backend")
 }
 
-fn print_case(case: &str, metric: &str, value: f64) {
-    println!(
-        "{}",
-        json!({"case": case, "metric": metric, "value": value})
-    );
+/// The start of a timed span: a monotonic clock for the duration and the system clock
+/// for the span's place in time.
+struct Clock {
+    started: Instant,
+    since_epoch: Duration,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            since_epoch: unix_time(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The span from the start until now, of `units` steps (or runs).
+    fn stop(self, units: usize) -> Timing {
+        let wall = self.started.elapsed();
+        Timing {
+            wall,
+            start: self.since_epoch,
+            units: units.max(1),
+        }
+    }
+}
+
+/// Time since the Unix epoch (zero on a clock set before it).
+fn unix_time() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// A timed span of `units` steps (or runs).
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    wall: Duration,
+    /// Start as time since the Unix epoch.
+    start: Duration,
+    units: usize,
+}
+
+impl Timing {
+    /// One output line: `per_unit` per second of a unit (a throughput) as `metric`, and
+    /// the span in Unix seconds.
+    fn print(&self, case: &str, metric: &str, per_unit: f64) {
+        let seconds = self.wall.as_secs_f64() / self.units as f64;
+        let start = self.start.as_secs_f64();
+        println!(
+            "{}",
+            json!({
+                "case": case,
+                "metric": metric,
+                "value": per_unit / seconds,
+                "span": [start, start + self.wall.as_secs_f64()],
+            })
+        );
+    }
 }
 
 /// Deterministic token ids `[batch, len]` below `vocab`.
@@ -265,31 +319,34 @@ fn optimizer(execution: Execution) -> Result<burn::optim::ModuleOptimizer> {
     Ok(adamw(&section, AdamWUpdate::for_execution(execution)))
 }
 
-/// Seconds per optimiser step of training `model` on `loss` (forward, backward, an
-/// AdamW step at `lr`), timed after two warm-up steps.
-fn seconds_per_step<M: Module>(
+/// Timing of `steps` optimiser steps of training `model` on `loss` (forward, backward, an
+/// AdamW step at `lr`) after two warm-up steps, between two device synchronisations.
+fn time_steps<M: Module>(
     mut model: M,
     device: &Device,
     steps: usize,
     execution: Execution,
     lr: f64,
     loss: impl Fn(&M) -> Tensor<1>,
-) -> Result<f64> {
+) -> Result<Timing> {
     let mut optim = optimizer(execution)?;
-    let mut start = Instant::now();
-    for step in 0..steps + 2 {
-        if step == 2 {
-            sync(device)?;
-            start = Instant::now();
-        }
+    let mut step = |model: M| {
         let grads = GradientsParams::from_grads(loss(&model).backward(), &model);
-        model = optim.step(lr, model, grads);
+        optim.step(lr, model, grads)
+    };
+    for _ in 0..2 {
+        model = step(model);
     }
     sync(device)?;
-    Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+    let clock = Clock::start();
+    for _ in 0..steps {
+        model = step(model);
+    }
+    sync(device)?;
+    Ok(clock.stop(steps))
 }
 
-/// Seconds per optimiser step of the GPT-2 train step.
+/// Timing of the GPT-2 train step.
 fn time_gpt2_train(
     model: Gpt2,
     objective: &Objective,
@@ -297,23 +354,23 @@ fn time_gpt2_train(
     len: usize,
     steps: usize,
     execution: Execution,
-) -> Result<f64> {
+) -> Result<Timing> {
     let device = model.device();
     let ids = ids(batch, len, model.config().vocab_size, 1, &device);
-    seconds_per_step(model, &device, steps, execution, 2e-5, |model| {
+    time_steps(model, &device, steps, execution, 2e-5, |model| {
         let (logits, targets) = shift_for_next_token(model.forward(ids.clone(), None), ids.clone());
         objective.forward(logits, targets)
     })
 }
 
-/// Seconds per optimiser step of the BERT2BERT train step (cross-entropy).
+/// Timing of the BERT2BERT train step (cross-entropy).
 fn time_b2b_train(
     model: Bert2Bert,
     vocab: u32,
     (batch, source, target): (usize, usize, usize),
     steps: usize,
     execution: Execution,
-) -> Result<f64> {
+) -> Result<Timing> {
     let device = model.device();
     let objective = ObjectiveConfig::Mle
         .init(Some(-100))
@@ -322,7 +379,7 @@ fn time_b2b_train(
     let mask = Tensor::<2, Int>::ones([batch, source], &device);
     let labels = ids(batch, target, vocab as usize, 3, &device);
     let decoder_ids = shift_tokens_right(labels.clone(), 0, 101);
-    seconds_per_step(model, &device, steps, execution, 1e-4, |model| {
+    time_steps(model, &device, steps, execution, 1e-4, |model| {
         let logits = model.forward(
             source_ids.clone(),
             Some(mask.clone()),

@@ -1,12 +1,17 @@
 //! `scalegrad bench`, the Rust side of the GPU benchmark, at its tiny size: every case
 //! reports a throughput, and `--check` compares the backend with flex on the same
-//! weights (on wgpu, Mesa's software Vulkan in CI: the device execution paths).
+//! weights (on wgpu, Mesa's software Vulkan in CI: the device execution paths). Each case
+//! also reports its timed span in Unix time, for averaging a GPU's sampled utilisation.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::common::{self, json_lines, run, succeeded};
 
-fn bench(backend: &str) -> Vec<Value> {
+/// The bench's output lines and the Unix time (seconds) just before and after it ran.
+fn bench(backend: &str) -> (Vec<Value>, f64, f64) {
+    let before = unix_seconds();
     let out = run(common::scalegrad().args([
         "bench",
         "--size",
@@ -17,11 +22,19 @@ fn bench(backend: &str) -> Vec<Value> {
         "--backend",
         backend,
     ]));
+    let after = unix_seconds();
     succeeded(&out);
-    json_lines(&out)
+    (json_lines(&out), before, after)
 }
 
-fn assert_complete(lines: &[Value], backend: &str) {
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn assert_complete((lines, before, after): (Vec<Value>, f64, f64), backend: &str) {
     let checks: Vec<&Value> = lines.iter().filter(|l| l.get("check").is_some()).collect();
     let names: Vec<&str> = checks
         .iter()
@@ -65,17 +78,35 @@ fn assert_complete(lines: &[Value], backend: &str) {
     for (case, value) in cases {
         assert!(value.is_finite() && value > 0.0, "{case}: {value}");
     }
+    // The timed spans lie within the run, in the order of the cases, one after another.
+    let mut previous_end = before;
+    for line in lines.iter().filter(|l| l.get("case").is_some()) {
+        let span: Vec<f64> = line["span"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_f64().unwrap())
+            .collect();
+        let [start, end] = span[..] else {
+            panic!("{line}")
+        };
+        assert!(
+            previous_end <= start && start < end && end <= after,
+            "{line}"
+        );
+        previous_end = end;
+    }
 }
 
 #[test]
 fn every_case_reports_a_throughput_on_flex() {
-    assert_complete(&bench("flex"), "flex");
+    assert_complete(bench("flex"), "flex");
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_agrees_with_flex_and_reports_every_case() {
-    assert_complete(&bench("wgpu"), "wgpu");
+    assert_complete(bench("wgpu"), "wgpu");
 }
 
 #[test]
