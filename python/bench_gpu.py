@@ -322,11 +322,10 @@ def table(device_name, backend, precision, ours_cases, same, other, other_label,
             "|---|---:|---:|---:|---:|---:|" + ("---:|" if burn_column else "")]
     for case, value in ours_cases.items():
         base = same.get(case)
-        ratio = f"{value / base:.2f}x" if base else "-"
+        base_text, ratio = (f"{base:,.0f}", f"{value / base:.2f}x") if base else ("-", "-")
         extra = f"{other[case]:,.0f}" if case in other else "-"
         load = " / ".join("-" if p is None else f"{p:.0f}%" for p in busy.get(case, (None, None)))
-        row = (f"| {case} | {value:,.0f} | {base:,.0f} | {ratio} | {extra} | {load} |" if base else
-               f"| {case} | {value:,.0f} | - | - | {extra} | {load} |")
+        row = f"| {case} | {value:,.0f} | {base_text} | {ratio} | {extra} | {load} |"
         if burn_column:
             alt = burn_search_cases.get(case)
             row += f" {alt:,.0f} |" if alt else " - |"
