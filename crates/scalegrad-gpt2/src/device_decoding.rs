@@ -78,7 +78,11 @@ pub(crate) fn next_tokens(
         }
     };
     let ids = chosen
-        .into_data()
+        .try_into_data()
+        .map_err(|e| Gpt2Error::Device {
+            during: "decoding",
+            message: format!("{e:?}"),
+        })?
         .convert::<i64>()
         .try_to_vec::<i64>()
         .map_err(|e| Gpt2Error::Generation(format!("reading the chosen tokens: {e:?}")))?;

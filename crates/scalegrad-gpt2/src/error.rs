@@ -79,6 +79,15 @@ pub enum Gpt2Error {
     /// The generation request is invalid (empty prompt, too long, bad sampling parameter).
     #[error("invalid generation request: {0}")]
     Generation(String),
+    /// The device could not run the work behind a read (an allocation it refused, a lost
+    /// device): burn's error, with its causes.
+    #[error("the device failed while {during}: {message}")]
+    Device {
+        /// What was being done ("decoding").
+        during: &'static str,
+        /// burn's error and its causes.
+        message: String,
+    },
 }
 
 fn list(title: &str, items: &[String]) -> String {

@@ -173,7 +173,7 @@ fn choose(
             rngs,
         );
     }
-    let mut host = to_host(logits);
+    let mut host = to_host(logits)?;
     Ok(host
         .chunks_mut(vocab)
         .zip(contexts)
@@ -209,9 +209,13 @@ fn pad_batch(
 }
 
 /// `[batch, 1, vocab]` logits to a host vector (the step's synchronisation point).
-fn to_host(logits: Tensor<3>) -> Vec<f32> {
-    logits
-        .into_data()
+fn to_host(logits: Tensor<3>) -> Result<Vec<f32>, Gpt2Error> {
+    Ok(logits
+        .try_into_data()
+        .map_err(|e| Gpt2Error::Device {
+            during: "decoding",
+            message: format!("{e:?}"),
+        })?
         .try_into_vec_as::<f32>()
-        .expect("float logits convert to f32")
+        .expect("float logits convert to f32"))
 }

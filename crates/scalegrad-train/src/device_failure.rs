@@ -2,13 +2,14 @@
 //!
 //! burn's GPU backends report a failed allocation by panicking deep inside an operation
 //! ("can't allocate buffer of size: ...", "out of memory"), with no `Result` to return
-//! through. A run that reaches that point has usually done hours of work, and the panic
-//! and its backtrace say nothing about which setting to change. [`guard`] runs a piece of
-//! work, catches such a panic (and only such a panic: any other keeps unwinding with its
-//! own message), and turns it into one message that names the keys to lower and what was
-//! kept. A device lost under the run (a driver reset, an Xid error, a removed GPU) also
-//! panics inside burn; it becomes a message that says so and that the checkpoints are
-//! intact.
+//! through, or, where a caller reads a tensor with `try_into_data`, by an error whose
+//! cause chain ends in that text. A run that reaches that point has usually done hours of
+//! work, and the panic and its backtrace say nothing about which setting to change.
+//! [`guard`] runs a piece of work, catches such a panic (and only such a panic: any other
+//! keeps unwinding with its own message), and turns it into one message that names the
+//! keys to lower and what was kept; [`explain`] gives the same message for an error's
+//! text. A device lost under the run (a driver reset, an Xid error, a removed GPU) also
+//! panics inside burn; it becomes a message that says so and what to do after it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ pub fn is_allocation_failure(message: &str) -> bool {
     m.contains("can't allocate")
         || m.contains("cannot allocate")
         || m.contains("out of memory")
+        || m.contains("out of device memory")
         || m.contains("outofmemory")
         || m.contains("allocation failed")
         || m.contains("failed to allocate")
@@ -52,11 +54,26 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
+/// What a lost device leaves behind in a training or evaluation run.
+pub const LOST_IN_A_RUN: &str = "The checkpoints and the best model written so far are \
+     intact; check the device (nvidia-smi, the kernel log) and rerun with --resume";
+
 /// Runs `work`; a device allocation failure inside it becomes
-/// `Err("<what> ran out of device memory (<detail>); <advice>")` instead of a panic. The
-/// panic hook stays quiet for that one panic, so no backtrace is printed; every other
-/// panic is reported and resumed unchanged.
+/// `Err("<what> ran out of device memory (<detail>); <advice>")` instead of a panic, and a
+/// lost device an error that ends with [`LOST_IN_A_RUN`]. The panic hook stays quiet for
+/// that one panic, so no backtrace is printed; every other panic is reported and resumed
+/// unchanged.
 pub fn guard<T>(what: &str, advice: &str, work: impl FnOnce() -> T) -> Result<T, String> {
+    guard_with(what, advice, LOST_IN_A_RUN, work)
+}
+
+/// [`guard`] with `after_loss` as what the message of a lost device tells the user to do.
+pub fn guard_with<T>(
+    what: &str,
+    advice: &str,
+    after_loss: &str,
+    work: impl FnOnce() -> T,
+) -> Result<T, String> {
     let _serial = HOOK.lock().unwrap_or_else(|e| e.into_inner());
     let previous = panic::take_hook();
     let previous = std::sync::Arc::new(previous);
@@ -75,24 +92,63 @@ pub fn guard<T>(what: &str, advice: &str, work: impl FnOnce() -> T) -> Result<T,
     }
     match outcome {
         Ok(value) => Ok(value),
-        Err(payload) => {
-            let text = panic_text(payload.as_ref());
-            if is_allocation_failure(&text) {
-                Err(format!(
-                    "{what} ran out of device memory ({}); {advice}",
-                    text.trim()
-                ))
-            } else if is_device_lost(&text) {
-                Err(format!(
-                    "{what} lost the device ({}): the driver reset it or it went away. \
-                     The checkpoints and the best model written so far are intact; check \
-                     the device (nvidia-smi, the kernel log) and rerun with --resume",
-                    text.trim()
-                ))
-            } else {
-                panic::resume_unwind(payload)
-            }
+        Err(payload) => match explain(what, advice, after_loss, &panic_text(payload.as_ref())) {
+            Some(message) => Err(message),
+            None => panic::resume_unwind(payload),
+        },
+    }
+}
+
+/// The message for a device failure that `text` (a panic's, or an error's with its
+/// causes) describes: `"<what> ran out of device memory (<detail>); <advice>"` (or
+/// `"<what> asked for a buffer larger than this device allows in one piece ..."` where
+/// the allocation exceeds the device's largest buffer), or
+/// `"<what> lost the device (<detail>): ... <after_loss>"`; `None` when it describes
+/// neither. `<detail>` is the line of `text` that names the failure (burn's errors carry
+/// a long cause chain), with a buffer's size also in MiB.
+pub fn explain(what: &str, advice: &str, after_loss: &str, text: &str) -> Option<String> {
+    if is_allocation_failure(text) {
+        let detail = failure_line(text, is_allocation_failure);
+        // CubeCL words an allocation larger than the device's largest buffer ("can't
+        // allocate buffer of size", which no amount of free memory satisfies) apart from
+        // a device without memory left ("out of device memory allocating").
+        if detail
+            .to_ascii_lowercase()
+            .contains("can't allocate buffer")
+        {
+            Some(format!(
+                "{what} asked for a buffer larger than this device allows in one piece \
+                 ({detail}); {advice}"
+            ))
+        } else {
+            Some(format!(
+                "{what} ran out of device memory ({detail}); {advice}"
+            ))
         }
+    } else if is_device_lost(text) {
+        let detail = failure_line(text, is_device_lost);
+        Some(format!(
+            "{what} lost the device ({detail}): the driver reset it or it went away. {after_loss}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The first line of `text` that `names` accepts, trimmed, with the size of a buffer
+/// ("size: 154389504") also given in MiB.
+fn failure_line(text: &str, names: fn(&str) -> bool) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| names(l))
+        .unwrap_or_else(|| text.trim());
+    let bytes = line
+        .rsplit_once("size: ")
+        .and_then(|(_, n)| n.trim().parse::<u64>().ok());
+    match bytes {
+        Some(b) => format!("{line}, {:.0} MiB", b as f64 / (1u64 << 20) as f64),
+        None => line.to_string(),
     }
 }
 
@@ -103,7 +159,7 @@ mod tests {
     #[test]
     fn an_allocation_failure_becomes_an_error_naming_the_fix() {
         let err = guard("evaluation", "lower evaluation.chunk_mib", || -> u32 {
-            panic!("can't allocate buffer of size: 3293642752")
+            panic!("out of device memory allocating 3293642752 bytes")
         })
         .unwrap_err();
         assert!(
@@ -112,6 +168,16 @@ mod tests {
         );
         assert!(err.contains("3293642752"), "{err}");
         assert!(err.ends_with("lower evaluation.chunk_mib"), "{err}");
+        // The issue's H200 run: 3.3 GB of logits above wgpu's 2 GiB limit on one buffer.
+        let err = guard("evaluation", "lower evaluation.chunk_mib", || -> u32 {
+            panic!("can't allocate buffer of size: 3293642752")
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "evaluation asked for a buffer larger than this device allows in one piece \
+             (can't allocate buffer of size: 3293642752, 3141 MiB); lower evaluation.chunk_mib"
+        );
     }
 
     #[test]
@@ -134,9 +200,32 @@ mod tests {
     }
 
     #[test]
+    fn a_read_error_is_explained_by_the_line_that_names_the_failure() {
+        // The shape of burn's error for a read of a tensor whose buffer was never
+        // allocated (wgpu on Mesa's software Vulkan, a 147 MiB embedding).
+        let text = "Execution(An error happened during execution\nCaused by:\n  Several \
+                    failures at once\nCaused by:\n  skipped `MatmulEntry`: it needed memory \
+                    ManagedMemoryId { value: 121 }, which carried the failure\nCaused by:\n  \
+                    An IO error happened\nCaused by:\n  can't allocate buffer of size: \
+                    154389504\nNo backtrace available)";
+        let message = explain("decoding", "lower --batch-size", "rerun", text).expect("explained");
+        assert_eq!(
+            message,
+            "decoding asked for a buffer larger than this device allows in one piece (can't \
+             allocate buffer of size: 154389504, 147 MiB); lower --batch-size"
+        );
+        let lost = explain("decoding", "x", "rerun it", "wgpu: Device is lost").expect("lost");
+        assert!(lost.ends_with("went away. rerun it"), "{lost}");
+        assert_eq!(explain("decoding", "x", "y", "index 5 out of range"), None);
+    }
+
+    #[test]
     fn allocation_messages_of_the_backends_are_recognised() {
         assert!(is_allocation_failure("can't allocate buffer of size: 12"));
         assert!(is_allocation_failure("CUDA error: out of memory"));
+        assert!(is_allocation_failure(
+            "out of device memory allocating 12 bytes"
+        ));
         assert!(is_allocation_failure("Allocation failed: OutOfMemory"));
         assert!(!is_allocation_failure("index 5 out of range"));
     }

@@ -37,6 +37,8 @@ use scalegrad_gpt2::{GenerationConfig, Gpt2, Gpt2Config, generate, shift_for_nex
 use scalegrad_loss::{Objective, ObjectiveConfig};
 use scalegrad_ops::Execution;
 use scalegrad_train::config::OptimizerSection;
+
+use super::on_device;
 use scalegrad_train::optim::{AdamWUpdate, adamw};
 use serde_json::json;
 
@@ -198,18 +200,22 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
             if !wanted(&case) {
                 continue;
             }
-            let model = load_gpt2(&train_device, execution)?.with_precision(precision);
-            let objective = objective.init(Some(-100)).context("the objective")?;
-            let timing = time_gpt2_train(model, &objective, batch, len, args.steps, execution)?;
+            let timing = on_device(&case, ADVICE, || {
+                let model = load_gpt2(&train_device, execution)?.with_precision(precision);
+                let objective = objective.init(Some(-100)).context("the objective")?;
+                time_gpt2_train(model, &objective, batch, len, args.steps, execution)
+            })?;
             timing.print(&case, "tokens_per_s", (batch * len) as f64);
         }
     }
     let (batch, source, target) = shapes.b2b_train;
     let case = format!("b2b-train ce {batch}x{source}+{target}");
     if wanted(&case) {
-        let (model, vocab) = load_b2b(&train_device, execution)?;
-        let model = model.with_precision(precision);
-        let timing = time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)?;
+        let timing = on_device(&case, ADVICE, || {
+            let (model, vocab) = load_b2b(&train_device, execution)?;
+            let model = model.with_precision(precision);
+            time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)
+        })?;
         timing.print(&case, "tokens_per_s", (batch * (source + target)) as f64);
     }
     let (batches, prefix, new) = shapes.greedy;
@@ -218,25 +224,30 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
         if !wanted(&case) {
             continue;
         }
-        let model = load_gpt2(device, execution)?.with_precision(precision);
-        let vocab = model.config().vocab_size;
-        let prompts: Vec<Vec<u32>> = (0..batch)
-            .map(|b| {
-                (0..prefix)
-                    .map(|i| ((b * 7919 + i * 31 + 11) % vocab) as u32)
-                    .collect()
-            })
-            .collect();
-        let config = GenerationConfig::greedy(new);
-        generate(&model, &prompts, &config).context("warm-up decoding")?;
-        let clock = Clock::start();
-        let out = generate(&model, &prompts, &config).context("decoding")?;
-        let timing = clock.stop(1);
-        let tokens: usize = out.iter().map(|g| g.tokens.len()).sum();
+        let (timing, tokens) = on_device(&case, ADVICE, || {
+            let model = load_gpt2(device, execution)?.with_precision(precision);
+            let vocab = model.config().vocab_size;
+            let prompts: Vec<Vec<u32>> = (0..batch)
+                .map(|b| {
+                    (0..prefix)
+                        .map(|i| ((b * 7919 + i * 31 + 11) % vocab) as u32)
+                        .collect()
+                })
+                .collect();
+            let config = GenerationConfig::greedy(new);
+            generate(&model, &prompts, &config).context("warm-up decoding")?;
+            let clock = Clock::start();
+            let out = generate(&model, &prompts, &config).context("decoding")?;
+            let tokens: usize = out.iter().map(|g| g.tokens.len()).sum();
+            Ok((clock.stop(1), tokens))
+        })?;
         timing.print(&case, "new_tokens_per_s", tokens as f64);
     }
     Ok(())
 }
+
+/// What to do when a case runs out of device memory.
+const ADVICE: &str = "run it on a device with more memory, or leave it out with --only";
 
 fn flex_device() -> Result<Device> {
     Backend::Flex
@@ -330,8 +341,11 @@ fn time_steps<M: Module>(
     loss: impl Fn(&M) -> Tensor<1>,
 ) -> Result<Timing> {
     let mut optim = optimizer(execution)?;
+    let mut last = None;
     let mut step = |model: M| {
-        let grads = GradientsParams::from_grads(loss(&model).backward(), &model);
+        let loss = loss(&model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        last = Some(loss.detach());
         optim.step(lr, model, grads)
     };
     for _ in 0..2 {
@@ -343,7 +357,18 @@ fn time_steps<M: Module>(
         model = step(model);
     }
     sync(device)?;
-    Ok(clock.stop(steps))
+    let timing = clock.stop(steps);
+    // The synchronisation waits for the device but does not report work it could not do
+    // (a refused allocation skips every kernel that needed the buffer, quickly): without
+    // this read such a run would print the speed of doing nothing.
+    let loss = last
+        .expect("at least the warm-up steps ran")
+        .try_into_scalar::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the last loss: {e:?}"))?;
+    if !loss.is_finite() {
+        bail!("the last step's loss is {loss}: the timed steps did not compute what they should");
+    }
+    Ok(timing)
 }
 
 /// Timing of the GPT-2 train step.

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ModelArgs;
+use super::{ModelArgs, on_device};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use scalegrad_data::tokenizer::load_tokenizer;
@@ -193,8 +193,11 @@ pub fn run(args: Args) -> Result<()> {
         .enumerate()
     {
         let first = batch_index * args.batch_size;
-        let outputs = generate(&model, ids, &config)
-            .with_context(|| format!("generating for prompts {first}..{}", first + ids.len()))?;
+        let advice = format!("lower --batch-size (now {})", args.batch_size);
+        let outputs = on_device("decoding", &advice, || {
+            generate(&model, ids, &config)
+                .with_context(|| format!("generating for prompts {first}..{}", first + ids.len()))
+        })?;
         progress.suspend(|| -> Result<()> {
             for ((text, prompt_ids), output) in texts.iter().zip(ids).zip(&outputs) {
                 let continuation = tokenizer

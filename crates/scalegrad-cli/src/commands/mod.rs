@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use scalegrad_data::hub::{HubConfig, resolve_model_dir};
+use scalegrad_train::device_failure::{explain, guard_with};
 
 /// The model a decoding command loads: `--model` and `--revision`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +38,23 @@ impl ModelArgs {
             self.revision.as_deref(),
         )
         .with_context(|| format!("finding the model `{}`", self.model))
+    }
+}
+
+/// Runs device work of a command (decoding a batch, a benchmark case): a device that runs
+/// out of memory or is lost, whether burn panics or returns the error from a read, ends
+/// the command with one message naming `what` failed and `advice` (what to lower),
+/// without a backtrace. Other errors and panics pass through unchanged.
+fn on_device<T>(what: &str, advice: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    const AFTER_LOSS: &str = "Check the device (nvidia-smi, the kernel log) and rerun; the \
+         output printed so far is complete";
+    match guard_with(what, advice, AFTER_LOSS, work) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => match explain(what, advice, AFTER_LOSS, &format!("{error:#}")) {
+            Some(message) => Err(anyhow::anyhow!(message)),
+            None => Err(error),
+        },
+        Err(message) => Err(anyhow::anyhow!(message)),
     }
 }
 

@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ModelArgs;
+use super::{ModelArgs, on_device};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use scalegrad_bert2bert::{
@@ -259,8 +259,14 @@ pub fn run(args: Args) -> Result<()> {
     for (batch_index, batch) in sources.chunks(args.batch_size).enumerate() {
         let first = batch_index * args.batch_size;
         let (ids, mask) = batch_tensors(batch, pad, &device);
-        let outputs = generate(&loaded.model, ids, Some(mask), &config)
-            .with_context(|| format!("summarising articles {first}..{}", first + batch.len()))?;
+        let advice = format!(
+            "lower --batch-size (now {}), --num-beams or --max-source-length",
+            args.batch_size
+        );
+        let outputs = on_device("summarising", &advice, || {
+            generate(&loaded.model, ids, Some(mask), &config)
+                .with_context(|| format!("summarising articles {first}..{}", first + batch.len()))
+        })?;
         progress.suspend(|| -> Result<()> {
             for (i, (source, output)) in batch.iter().zip(&outputs).enumerate() {
                 let summary = tokenizer

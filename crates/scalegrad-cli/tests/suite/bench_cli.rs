@@ -123,3 +123,126 @@ fn a_selection_runs_only_the_named_cases() {
             .all(|l| l["case"].as_str().unwrap().contains("greedy"))
     );
 }
+
+/// A one-layer GPT-2 (zero weights, scalegrad-gpt2's tiny fixture tokenizer) whose
+/// 270,000-token vocabulary at width 128 makes the token embedding one 132 MiB buffer:
+/// larger than the 128 MiB that wgpu allows one storage buffer on Mesa's software Vulkan
+/// (CI's device for the wgpu tests). The vocabulary stays below 524,280 tokens, where a
+/// product with the LM head would exceed the device's 65,535 workgroups per dimension
+/// first.
+#[cfg(feature = "wgpu")]
+fn oversized_gpt2(dir: &std::path::Path) {
+    use std::path::PathBuf;
+    const VOCAB: usize = 270_000;
+    const WIDTH: usize = 128;
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scalegrad-gpt2/fixtures/tiny-gpt2");
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("config.json")).unwrap()).unwrap();
+    config["vocab_size"] = VOCAB.into();
+    config["n_embd"] = WIDTH.into();
+    config["n_layer"] = 1.into();
+    let positions = config["n_positions"].as_u64().unwrap() as usize;
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(fixture.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+
+    let e = WIDTH;
+    let mut tensors = vec![
+        ("wte.weight".to_string(), vec![VOCAB, e]),
+        ("wpe.weight".to_string(), vec![positions, e]),
+        ("ln_f.weight".to_string(), vec![e]),
+        ("ln_f.bias".to_string(), vec![e]),
+    ];
+    for (name, shape) in [
+        ("ln_1.weight", vec![e]),
+        ("ln_1.bias", vec![e]),
+        ("attn.c_attn.weight", vec![e, 3 * e]),
+        ("attn.c_attn.bias", vec![3 * e]),
+        ("attn.c_proj.weight", vec![e, e]),
+        ("attn.c_proj.bias", vec![e]),
+        ("ln_2.weight", vec![e]),
+        ("ln_2.bias", vec![e]),
+        ("mlp.c_fc.weight", vec![e, 4 * e]),
+        ("mlp.c_fc.bias", vec![4 * e]),
+        ("mlp.c_proj.weight", vec![4 * e, e]),
+        ("mlp.c_proj.bias", vec![e]),
+    ] {
+        tensors.push((format!("h.0.{name}"), shape));
+    }
+    // safetensors: an 8-byte little-endian header length, a JSON header naming each
+    // tensor's dtype, shape and byte range, then the bytes (zeros here).
+    let (mut header, mut size) = (serde_json::Map::new(), 0);
+    for (name, shape) in tensors {
+        let bytes = shape.iter().product::<usize>() * 4;
+        header.insert(
+            format!("transformer.{name}"),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [size, size + bytes]}),
+        );
+        size += bytes;
+    }
+    let header = Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.resize(file.len() + size, 0);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+}
+
+/// A buffer the device cannot allocate is one error naming what failed and what to do,
+/// never a panic: in the benchmark, whose timed steps read nothing back (it reads the last
+/// loss after the clock stops; before, it printed the speed of kernels skipped for want
+/// of their buffers), and in `generate`, whose decoding reads its tokens with
+/// `try_into_data`.
+#[cfg(feature = "wgpu")]
+#[test]
+fn a_buffer_larger_than_the_device_allows_is_an_error_not_a_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    oversized_gpt2(dir.path());
+    let model = dir.path().to_str().unwrap();
+    let too_big = "asked for a buffer larger than this device allows in one piece \
+                   (can't allocate buffer of size: 138240000, 132 MiB)";
+    let case = "gpt2-train ce 2x16";
+    let out = run(common::scalegrad().args([
+        "bench",
+        "--backend",
+        "wgpu",
+        "--size",
+        "tiny",
+        "--steps",
+        "1",
+        "--gpt2",
+        model,
+        "--only",
+        case,
+    ]));
+    let err = common::failure(&out);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains(&format!(
+            "{case} {too_big}; run it on a device with more memory"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = run(common::scalegrad().args([
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "hello",
+        "--max-new-tokens",
+        "2",
+        "--backend",
+        "wgpu",
+    ]));
+    let err = common::failure(&out);
+    assert!(
+        err.contains(&format!("decoding {too_big}; lower --batch-size (now 8)")),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

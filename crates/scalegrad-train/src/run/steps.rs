@@ -19,6 +19,7 @@ use tokenizers::Tokenizer;
 
 use super::{Result, Run, RunError};
 use crate::config::Experiment;
+use crate::device_failure::LOST_IN_A_RUN;
 use crate::trainer::{self, TrainOutcome, TrainSpec, best_dir};
 
 /// A config value that conflicts with the model, the data or the device.
@@ -209,9 +210,14 @@ impl Run<'_> {
             self.opts.config_path.display()
         );
         let started = Instant::now();
+        // A failure can come as a panic inside burn or as an error read back from the
+        // device (GPT-2's decoding reads with `try_into_data`): the same message for both.
         let value = crate::device_failure::guard("evaluation", &advice, work)
             .map_err(RunError::OutOfMemory)?
-            .map_err(RunError::Eval)?;
+            .map_err(|e| {
+                crate::device_failure::explain("evaluation", &advice, LOST_IN_A_RUN, &e)
+                    .map_or(RunError::Eval(e), RunError::OutOfMemory)
+            })?;
         Ok(Evaluated {
             value,
             seconds: started.elapsed().as_secs_f64(),
