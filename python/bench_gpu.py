@@ -13,6 +13,9 @@ PyTorch in f32 with TF32 off (the ratio's baseline) and with bf16 autocast, runs
 `scalegrad bench --check` on the same checkpoints (its losses and logits on the GPU
 backend against flex first, 1e-3 relative), and prints one table: tokens/s of both and
 their ratio. The table and all numbers also go to DIR/bench-gpu.md and DIR/bench-gpu.json.
+A case scalegrad cannot run on the device (it stops with one message, e.g. a buffer the
+device refuses) shows as `failed` with that message below the table, and the remaining
+cases run in a new process.
 
 Cases: the distilgpt2 train step (forward, loss, backward, AdamW) at 8x300 and 32x300 with
 cross-entropy and with ScaleGrad gamma 0.2 (the closed form, on the same context sets as
@@ -277,21 +280,62 @@ def progress(case, value, half):
     print(f"pytorch {half or 'f32'} {case}: {value:,.1f}/s", file=sys.stderr, flush=True)
 
 
-def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision, cwd=None):
-    command = [str(binary), "bench", "--backend", backend, "--gpt2", str(gpt2_dir),
-               "--b2b", str(b2b_dir), "--steps", str(steps), "--check", "--precision", precision]
-    if tiny:
-        command += ["--size", "tiny"]
-    print("running " + " ".join(command), file=sys.stderr, flush=True)
-    run = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
-    sys.stderr.write(run.stderr)
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    if run.returncode != 0:
-        sys.exit(f"scalegrad bench failed (exit {run.returncode}); its output is above")
-    checks = [line for line in lines if "check" in line]
-    cases = {line["case"]: line["value"] for line in lines if "case" in line}
-    spans = {line["case"]: tuple(line["span"]) for line in lines if "span" in line}
-    return cases, checks, spans
+def case_names(shapes):
+    """The cases in the order `scalegrad bench` runs them (and as it names them)."""
+    names = [f"gpt2-train {objective} {batch}x{length}"
+             for batch, length in shapes["gpt2_train"] for objective in ("ce", "sg0.2")]
+    batch, source, target = shapes["b2b_train"]
+    names.append(f"b2b-train ce {batch}x{source}+{target}")
+    batches, prefix, new = shapes["greedy"]
+    return names + [f"gpt2-greedy b{batch} {prefix}+{new}" for batch in batches]
+
+
+def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision, names, cwd=None):
+    """scalegrad's throughput of each case in `names`, its checks against flex, the timed
+    spans, and the cases that failed with the last line scalegrad printed about each.
+
+    `scalegrad bench` stops at a case the device cannot run (a buffer it refuses, no
+    memory left); the remaining cases then run in a new process, so one such case does
+    not cost the others on a GPU machine lent for minutes. A failed check against flex
+    (run once, first) stops the benchmark."""
+    cases, checks, spans, failed = {}, [], {}, {}
+    remaining = list(names)
+    first = True
+    while remaining:
+        command = [str(binary), "bench", "--backend", backend, "--gpt2", str(gpt2_dir),
+                   "--b2b", str(b2b_dir), "--steps", str(steps), "--precision", precision]
+        command += ["--check"] if first else []
+        command += ["--size", "tiny"] if tiny else []
+        for name in remaining:
+            command += ["--only", name]
+        print("running " + " ".join(command), file=sys.stderr, flush=True)
+        run = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+        sys.stderr.write(run.stderr)
+        lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+        done = {line["case"]: line for line in lines if "case" in line}
+        if first:
+            checks = [line for line in lines if "check" in line]
+            if run.returncode != 0 and not done and not checks_passed(checks):
+                sys.exit(f"scalegrad bench failed (exit {run.returncode}); its output is above")
+        first = False
+        for case, line in done.items():
+            cases[case], spans[case] = line["value"], tuple(line["span"])
+        remaining = [name for name in remaining if name not in done]
+        if run.returncode == 0 or not remaining:
+            break
+        # Cases run in order: the first one not done is the one that failed.
+        said = [line for line in run.stderr.splitlines() if line.strip()]
+        failed[remaining[0]] = said[-1] if said else f"exit {run.returncode}"
+        print(f"scalegrad: {remaining[0]} failed; going on with the other cases",
+              file=sys.stderr, flush=True)
+        remaining = remaining[1:]
+    return cases, checks, spans, failed
+
+
+def checks_passed(checks):
+    """Whether the five comparisons `scalegrad bench --check` prints all printed and passed
+    (a case can only fail after them)."""
+    return len(checks) == 5 and all(c.get("ok") for c in checks)
 
 
 def fusion_search(binary, cwd=None):
@@ -306,11 +350,12 @@ def fusion_search(binary, cwd=None):
 
 
 def table(device_name, backend, precision, ours_cases, same, other, other_label, checks,
-          search, busy, burn_search_cases=None):
+          search, busy, failed, burn_search_cases=None):
     """`same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
     PyTorch column for context; `busy`: case -> (scalegrad's, the baseline's) mean GPU
-    utilisation in percent, either None; `burn_search_cases`: scalegrad under burn's
-    default fusion search, when it was run."""
+    utilisation in percent, either None; `failed`: case -> scalegrad's message for the
+    cases it could not run; `burn_search_cases`: scalegrad under burn's default fusion
+    search, when it was run."""
     reference = "f32 (TF32 off)" if precision == "f32" else f"{precision} autocast"
     burn_column = burn_search_cases is not None
     rows = [f"GPU: {device_name}; scalegrad backend `{backend}`, --precision {precision}, "
@@ -320,12 +365,14 @@ def table(device_name, backend, precision, ours_cases, same, other, other_label,
             " GPU busy, scalegrad / PyTorch |"
             + (" scalegrad, burn's fusion search |" if burn_column else ""),
             "|---|---:|---:|---:|---:|---:|" + ("---:|" if burn_column else "")]
-    for case, value in ours_cases.items():
+    for case, value in [*ours_cases.items(), *((case, None) for case in failed)]:
         base = same.get(case)
-        base_text, ratio = (f"{base:,.0f}", f"{value / base:.2f}x") if base else ("-", "-")
+        base_text, ratio = (f"{base:,.0f}", f"{value / base:.2f}x") if base and value \
+            else (f"{base:,.0f}" if base else "-", "-")
         extra = f"{other[case]:,.0f}" if case in other else "-"
         load = " / ".join("-" if p is None else f"{p:.0f}%" for p in busy.get(case, (None, None)))
-        row = f"| {case} | {value:,.0f} | {base_text} | {ratio} | {extra} | {load} |"
+        ours_text = f"{value:,.0f}" if value is not None else "failed"
+        row = f"| {case} | {ours_text} | {base_text} | {ratio} | {extra} | {load} |"
         if burn_column:
             alt = burn_search_cases.get(case)
             row += f" {alt:,.0f} |" if alt else " - |"
@@ -335,6 +382,7 @@ def table(device_name, backend, precision, ours_cases, same, other, other_label,
                 "nvidia-smi's utilization.gpu over the timed span (near 100%: the GPU limits the "
                 "case; far below: the host). Checks against flex: " + ", ".join(
         f"{c['check']} {c['relative_difference']:.1e}" for c in checks))
+    rows += [f"\nscalegrad failed {case}: {message}" for case, message in failed.items()]
     return "\n".join(rows)
 
 
@@ -367,8 +415,10 @@ def main():
     search = fusion_search(args.scalegrad)
     # nvidia-smi numbers GPUs as CUDA does on a one-GPU machine (the benchmark's case).
     with GpuLoad(device.index or 0) as load:
-        ours_cases, checks, ours_spans = ours(args.scalegrad, args.backend, gpt2_dir, b2b_dir,
-                                              args.steps, args.tiny, args.precision)
+        names = case_names(shapes)
+        ours_cases, checks, ours_spans, failed = ours(args.scalegrad, args.backend, gpt2_dir,
+                                                      b2b_dir, args.steps, args.tiny,
+                                                      args.precision, names)
         burn_search_cases = None
         if args.compare_fusion_search:
             # An empty burn.toml in the working directory: burn's own defaults, which the
@@ -378,9 +428,10 @@ def main():
                 burn_search = fusion_search(args.scalegrad, burn_defaults)
                 print(f"scalegrad under burn's fusion search: max_blocks {burn_search['max_blocks']}",
                       file=sys.stderr, flush=True)
-                burn_search_cases, _, _ = ours(args.scalegrad.resolve(), args.backend,
-                                               gpt2_dir.resolve(), b2b_dir.resolve(), args.steps,
-                                               args.tiny, args.precision, cwd=burn_defaults)
+                burn_search_cases, _, _, _ = ours(args.scalegrad.resolve(), args.backend,
+                                                  gpt2_dir.resolve(), b2b_dir.resolve(),
+                                                  args.steps, args.tiny, args.precision, names,
+                                                  cwd=burn_defaults)
         f32, f32_spans = torch_cases(gpt2_dir, b2b_dir, shapes, args.steps, device, half=None)
         # The half column: scalegrad's precision, or bf16 next to an f32 run.
         half_name = "bf16" if args.precision == "f32" else args.precision
@@ -393,16 +444,17 @@ def main():
             for case, span in ours_spans.items()}
     if args.precision == "f32":
         text = table(device_name, args.backend, "f32", ours_cases, f32, half, "bf16 autocast", checks,
-                     search, busy, burn_search_cases)
+                     search, busy, failed, burn_search_cases)
     else:
         text = table(device_name, args.backend, args.precision, ours_cases, half, f32,
-                     "f32 (TF32 off)", checks, search, busy, burn_search_cases)
+                     "f32 (TF32 off)", checks, search, busy, failed, burn_search_cases)
     print(text)
     (args.out / "bench-gpu.md").write_text(text + "\n")
     (args.out / "bench-gpu.json").write_text(json.dumps(
         {"gpu": device_name, "backend": args.backend, "scalegrad": ours_cases,
          "precision": args.precision, "pytorch_f32": f32, f"pytorch_{half_name}": half,
          "checks": checks, "fusion_search": search, "gpu_busy_percent": busy,
+         "scalegrad_failed": failed,
          "gpu_load_samples": len(load.samples),
          "scalegrad_burn_fusion_search": burn_search_cases}, indent=2) + "\n")
 
