@@ -324,12 +324,24 @@ def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision, names, cwd=
         if run.returncode == 0 or not remaining:
             break
         # Cases run in order: the first one not done is the one that failed.
-        said = [line for line in run.stderr.splitlines() if line.strip()]
-        failed[remaining[0]] = said[-1] if said else f"exit {run.returncode}"
+        failed[remaining[0]] = failure_message(run.stderr) or f"exit {run.returncode}"
         print(f"scalegrad: {remaining[0]} failed; going on with the other cases",
               file=sys.stderr, flush=True)
         remaining = remaining[1:]
     return cases, checks, spans, failed
+
+
+def failure_message(stderr):
+    """What scalegrad said about a failure: its `error: ...` line (the last one), else the
+    message of a panic, else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    if errors:
+        return errors[-1]
+    for i, line in enumerate(lines):
+        if "panicked at" in line and i + 1 < len(lines):
+            return lines[i + 1]
+    return lines[-1] if lines else None
 
 
 def checks_passed(checks):
@@ -349,9 +361,9 @@ def fusion_search(binary, cwd=None):
     return json.loads(run.stdout)["fusion_search"]
 
 
-def table(device_name, backend, precision, ours_cases, same, other, other_label, checks,
-          search, busy, failed, burn_search_cases=None):
-    """`same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
+def table(device_name, backend, precision, names, ours_cases, same, other, other_label,
+          checks, search, busy, failed, burn_search_cases=None):
+    """`names`: the cases in order; `same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
     PyTorch column for context; `busy`: case -> (scalegrad's, the baseline's) mean GPU
     utilisation in percent, either None; `failed`: case -> scalegrad's message for the
     cases it could not run; `burn_search_cases`: scalegrad under burn's default fusion
@@ -365,7 +377,8 @@ def table(device_name, backend, precision, ours_cases, same, other, other_label,
             " GPU busy, scalegrad / PyTorch |"
             + (" scalegrad, burn's fusion search |" if burn_column else ""),
             "|---|---:|---:|---:|---:|---:|" + ("---:|" if burn_column else "")]
-    for case, value in [*ours_cases.items(), *((case, None) for case in failed)]:
+    for case in [case for case in names if case in ours_cases or case in failed]:
+        value = ours_cases.get(case)
         base = same.get(case)
         base_text, ratio = (f"{base:,.0f}", f"{value / base:.2f}x") if base and value \
             else (f"{base:,.0f}" if base else "-", "-")
@@ -443,10 +456,10 @@ def main():
     busy = {case: (load.mean(span), load.mean(base_spans[case]) if case in base_spans else None)
             for case, span in ours_spans.items()}
     if args.precision == "f32":
-        text = table(device_name, args.backend, "f32", ours_cases, f32, half, "bf16 autocast", checks,
+        text = table(device_name, args.backend, "f32", names, ours_cases, f32, half, "bf16 autocast", checks,
                      search, busy, failed, burn_search_cases)
     else:
-        text = table(device_name, args.backend, args.precision, ours_cases, half, f32,
+        text = table(device_name, args.backend, args.precision, names, ours_cases, half, f32,
                      "f32 (TF32 off)", checks, search, busy, failed, burn_search_cases)
     print(text)
     (args.out / "bench-gpu.md").write_text(text + "\n")

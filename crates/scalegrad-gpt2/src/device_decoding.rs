@@ -79,10 +79,7 @@ pub(crate) fn next_tokens(
     };
     let ids = chosen
         .try_into_data()
-        .map_err(|e| Gpt2Error::Device {
-            during: "decoding",
-            message: format!("{e:?}"),
-        })?
+        .map_err(Gpt2Error::decoding_read)?
         .convert::<i64>()
         .try_to_vec::<i64>()
         .map_err(|e| Gpt2Error::Generation(format!("reading the chosen tokens: {e:?}")))?;

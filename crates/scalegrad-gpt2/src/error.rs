@@ -99,6 +99,14 @@ fn list(title: &str, items: &[String]) -> String {
 }
 
 impl Gpt2Error {
+    /// The device failed at a read made while decoding (burn's error, with its causes).
+    pub(crate) fn decoding_read(error: impl std::fmt::Debug) -> Self {
+        Self::Device {
+            during: "decoding",
+            message: format!("{error:?}"),
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -212,10 +212,7 @@ fn pad_batch(
 fn to_host(logits: Tensor<3>) -> Result<Vec<f32>, Gpt2Error> {
     Ok(logits
         .try_into_data()
-        .map_err(|e| Gpt2Error::Device {
-            during: "decoding",
-            message: format!("{e:?}"),
-        })?
+        .map_err(Gpt2Error::decoding_read)?
         .try_into_vec_as::<f32>()
         .expect("float logits convert to f32"))
 }

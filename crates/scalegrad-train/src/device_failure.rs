@@ -20,6 +20,10 @@ static HOOK: Mutex<()> = Mutex::new(());
 /// Whether a panic message is a device allocation failure.
 pub fn is_allocation_failure(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
+    // The host's own ENOMEM ("Cannot allocate memory (os error 12)") is not the device's.
+    if m.contains("os error") {
+        return false;
+    }
     m.contains("can't allocate")
         || m.contains("cannot allocate")
         || m.contains("out of memory")
@@ -37,6 +41,10 @@ pub fn is_device_lost(message: &str) -> bool {
         || m.contains("devicelost")
         || m.contains("device is lost")
         || m.contains("lost device")
+        // CubeCL's error for a device that failed for good (a sticky CUDA fault, wgpu's
+        // device loss): "The device is poisoned", "The device was poisoned during launch".
+        || m.contains("device is poisoned")
+        || m.contains("device was poisoned")
         || m.contains("cuda_error_launch_failed")
         || m.contains("cuda_error_illegal_address")
         || m.contains("cuda_error_ecc_uncorrectable")
@@ -68,6 +76,9 @@ pub fn guard<T>(what: &str, advice: &str, work: impl FnOnce() -> T) -> Result<T,
 }
 
 /// [`guard`] with `after_loss` as what the message of a lost device tells the user to do.
+///
+/// Guards do not nest: the panic hook is swapped under a process-wide lock held while
+/// `work` runs, so `work` must not call [`guard`] or `guard_with` itself.
 pub fn guard_with<T>(
     what: &str,
     advice: &str,
@@ -118,7 +129,9 @@ pub fn explain(what: &str, advice: &str, after_loss: &str, text: &str) -> Option
         {
             Some(format!(
                 "{what} asked for a buffer larger than this device allows in one piece \
-                 ({detail}); {advice}"
+                 ({detail}); {advice}. The limit is per buffer, so free memory does not lift \
+                 it: if the buffer is one weight (the token embedding, say), the model needs \
+                 a device or backend with larger buffers"
             ))
         } else {
             Some(format!(
@@ -136,16 +149,23 @@ pub fn explain(what: &str, advice: &str, after_loss: &str, text: &str) -> Option
 }
 
 /// The first line of `text` that `names` accepts, trimmed, with the size of a buffer
-/// ("size: 154389504") also given in MiB.
+/// ("size: 154389504", "allocating 154389504 bytes") also given in MiB.
 fn failure_line(text: &str, names: fn(&str) -> bool) -> String {
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| names(l))
         .unwrap_or_else(|| text.trim());
+    // burn's read error wraps the chain: `Execution(The device is poisoned ...)`.
+    let line = line.trim_start_matches("Execution(");
+    // CubeCL's two wordings: "buffer of size: N" and "allocating N bytes".
     let bytes = line
         .rsplit_once("size: ")
-        .and_then(|(_, n)| n.trim().parse::<u64>().ok());
+        .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+        .or_else(|| {
+            let (_, rest) = line.rsplit_once("allocating ")?;
+            rest.strip_suffix(" bytes")?.trim().parse::<u64>().ok()
+        });
     match bytes {
         Some(b) => format!("{line}, {:.0} MiB", b as f64 / (1u64 << 20) as f64),
         None => line.to_string(),
@@ -166,7 +186,7 @@ mod tests {
             err.starts_with("evaluation ran out of device memory"),
             "{err}"
         );
-        assert!(err.contains("3293642752"), "{err}");
+        assert!(err.contains("3293642752 bytes, 3141 MiB"), "{err}");
         assert!(err.ends_with("lower evaluation.chunk_mib"), "{err}");
         // The issue's H200 run: 3.3 GB of logits above wgpu's 2 GiB limit on one buffer.
         let err = guard("evaluation", "lower evaluation.chunk_mib", || -> u32 {
@@ -176,7 +196,10 @@ mod tests {
         assert_eq!(
             err,
             "evaluation asked for a buffer larger than this device allows in one piece \
-             (can't allocate buffer of size: 3293642752, 3141 MiB); lower evaluation.chunk_mib"
+             (can't allocate buffer of size: 3293642752, 3141 MiB); lower evaluation.chunk_mib. \
+             The limit is per buffer, so free memory does not lift it: if the buffer is one \
+             weight (the token embedding, say), the model needs a device or backend with \
+             larger buffers"
         );
     }
 
@@ -209,13 +232,23 @@ mod tests {
                     An IO error happened\nCaused by:\n  can't allocate buffer of size: \
                     154389504\nNo backtrace available)";
         let message = explain("decoding", "lower --batch-size", "rerun", text).expect("explained");
-        assert_eq!(
-            message,
-            "decoding asked for a buffer larger than this device allows in one piece (can't \
-             allocate buffer of size: 154389504, 147 MiB); lower --batch-size"
+        assert!(
+            message.starts_with(
+                "decoding asked for a buffer larger than this device allows in one piece \
+                 (can't allocate buffer of size: 154389504, 147 MiB); lower --batch-size. "
+            ),
+            "{message}"
         );
         let lost = explain("decoding", "x", "rerun it", "wgpu: Device is lost").expect("lost");
         assert!(lost.ends_with("went away. rerun it"), "{lost}");
+        // A device that failed for good comes back from a read as CubeCL's poisoned error.
+        let text = "Execution(The device is poisoned\nCaused by:\n  cuLaunchKernel failed with \
+                    status 700)";
+        let poisoned = explain("decoding", "x", "rerun it", text).expect("poisoned");
+        assert!(
+            poisoned.starts_with("decoding lost the device (The device is poisoned)"),
+            "{poisoned}"
+        );
         assert_eq!(explain("decoding", "x", "y", "index 5 out of range"), None);
     }
 
@@ -228,5 +261,8 @@ mod tests {
         ));
         assert!(is_allocation_failure("Allocation failed: OutOfMemory"));
         assert!(!is_allocation_failure("index 5 out of range"));
+        assert!(!is_allocation_failure(
+            "writing run/log.jsonl: Cannot allocate memory (os error 12)"
+        ));
     }
 }

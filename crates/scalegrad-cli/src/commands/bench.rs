@@ -37,11 +37,10 @@ use scalegrad_gpt2::{GenerationConfig, Gpt2, Gpt2Config, generate, shift_for_nex
 use scalegrad_loss::{Objective, ObjectiveConfig};
 use scalegrad_ops::Execution;
 use scalegrad_train::config::OptimizerSection;
-
-use super::on_device;
 use scalegrad_train::optim::{AdamWUpdate, adamw};
 use serde_json::json;
 
+use super::on_device;
 use crate::backend::{Backend, DeviceArgs};
 
 /// Arguments of `scalegrad bench`.
@@ -179,16 +178,18 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     };
     if args.check {
         let flex = flex_device()?;
-        check_gpt2(
-            &load_gpt2(&flex, Execution::Host)?,
-            &load_gpt2(device, execution)?,
-            backend,
-        )?;
-        check_b2b(
-            &load_b2b(&flex, Execution::Host)?,
-            &load_b2b(device, execution)?,
-            backend,
-        )?;
+        on_device("the check against flex", ADVICE, || {
+            check_gpt2(
+                &load_gpt2(&flex, Execution::Host)?,
+                &load_gpt2(device, execution)?,
+                backend,
+            )?;
+            check_b2b(
+                &load_b2b(&flex, Execution::Host)?,
+                &load_b2b(device, execution)?,
+                backend,
+            )
+        })?;
     }
     let train_device = device.clone().autodiff();
     for &(batch, len) in shapes.gpt2_train {
@@ -246,8 +247,8 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What to do when a case runs out of device memory.
-const ADVICE: &str = "run it on a device with more memory, or leave it out with --only";
+/// What to do when a case needs more of the device than it has.
+const ADVICE: &str = "run it on a larger device, or leave it out with --only";
 
 fn flex_device() -> Result<Device> {
     Backend::Flex
@@ -366,7 +367,10 @@ fn time_steps<M: Module>(
         .try_into_scalar::<f32>()
         .map_err(|e| anyhow::anyhow!("reading the last loss: {e:?}"))?;
     if !loss.is_finite() {
-        bail!("the last step's loss is {loss}: the timed steps did not compute what they should");
+        bail!(
+            "the last step's loss is {loss}: an overflow, or work the device skipped; the \
+             timing is not reported"
+        );
     }
     Ok(timing)
 }

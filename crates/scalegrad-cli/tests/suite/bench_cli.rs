@@ -221,9 +221,7 @@ fn a_buffer_larger_than_the_device_allows_is_an_error_not_a_throughput() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(
-        err.contains(&format!(
-            "{case} {too_big}; run it on a device with more memory"
-        )),
+        err.contains(&format!("{case} {too_big}; run it on a larger device")),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
