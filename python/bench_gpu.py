@@ -257,37 +257,31 @@ def torch_greedy(gpt2_dir, batch, prefix, new, device, half):
 def torch_cases(gpt2_dir, b2b_dir, shapes, steps, device, half):
     """Throughput of each case, and its timed span."""
     out, spans = {}, {}
-
-    def record(case, result):
-        out[case], spans[case] = result
+    for case, run in benchmark_cases(shapes, gpt2_dir, b2b_dir, steps, device, half):
+        out[case], spans[case] = run()
         progress(case, out[case], half)
+    return out, spans
 
+
+def benchmark_cases(shapes, gpt2_dir=None, b2b_dir=None, steps=None, device=None, half=None):
+    """`(name, run)` of each case, in the order `scalegrad bench` runs them and named as it
+    names them; `run()` times PyTorch on the case."""
     for batch, length in shapes["gpt2_train"]:
         for objective in ("ce", "sg0.2"):
-            record(f"gpt2-train {objective} {batch}x{length}",
-                   torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half))
+            yield (f"gpt2-train {objective} {batch}x{length}",
+                   lambda b=batch, n=length, o=objective:
+                   torch_gpt2_train(gpt2_dir, b, n, o, steps, device, half))
     batch, source, target = shapes["b2b_train"]
-    record(f"b2b-train ce {batch}x{source}+{target}",
-           torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, half))
+    yield (f"b2b-train ce {batch}x{source}+{target}",
+           lambda: torch_b2b_train(b2b_dir, shapes["b2b_train"], steps, device, half))
     batches, prefix, new = shapes["greedy"]
     for batch in batches:
-        record(f"gpt2-greedy b{batch} {prefix}+{new}",
-               torch_greedy(gpt2_dir, batch, prefix, new, device, half))
-    return out, spans
+        yield (f"gpt2-greedy b{batch} {prefix}+{new}",
+               lambda b=batch: torch_greedy(gpt2_dir, b, prefix, new, device, half))
 
 
 def progress(case, value, half):
     print(f"pytorch {half or 'f32'} {case}: {value:,.1f}/s", file=sys.stderr, flush=True)
-
-
-def case_names(shapes):
-    """The cases in the order `scalegrad bench` runs them (and as it names them)."""
-    names = [f"gpt2-train {objective} {batch}x{length}"
-             for batch, length in shapes["gpt2_train"] for objective in ("ce", "sg0.2")]
-    batch, source, target = shapes["b2b_train"]
-    names.append(f"b2b-train ce {batch}x{source}+{target}")
-    batches, prefix, new = shapes["greedy"]
-    return names + [f"gpt2-greedy b{batch} {prefix}+{new}" for batch in batches]
 
 
 def ours(binary, backend, gpt2_dir, b2b_dir, steps, tiny, precision, names, cwd=None):
@@ -363,8 +357,8 @@ def fusion_search(binary, cwd=None):
 
 def table(device_name, backend, precision, names, ours_cases, same, other, other_label,
           checks, search, busy, failed, burn_search_cases=None):
-    """`names`: the cases in order; `same`: PyTorch at scalegrad's precision (the ratio's baseline); `other`: a second
-    PyTorch column for context; `busy`: case -> (scalegrad's, the baseline's) mean GPU
+    """`names`: the cases in order; `same`: PyTorch at scalegrad's precision (the ratio's
+    baseline); `other`: a second PyTorch column for context; `busy`: case -> (scalegrad's, the baseline's) mean GPU
     utilisation in percent, either None; `failed`: case -> scalegrad's message for the
     cases it could not run; `burn_search_cases`: scalegrad under burn's default fusion
     search, when it was run."""
@@ -428,7 +422,7 @@ def main():
     search = fusion_search(args.scalegrad)
     # nvidia-smi numbers GPUs as CUDA does on a one-GPU machine (the benchmark's case).
     with GpuLoad(device.index or 0) as load:
-        names = case_names(shapes)
+        names = [name for name, _ in benchmark_cases(shapes)]
         ours_cases, checks, ours_spans, failed = ours(args.scalegrad, args.backend, gpt2_dir,
                                                       b2b_dir, args.steps, args.tiny,
                                                       args.precision, names)

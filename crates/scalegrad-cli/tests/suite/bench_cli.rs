@@ -124,7 +124,7 @@ fn a_selection_runs_only_the_named_cases() {
     );
 }
 
-/// A one-layer GPT-2 (zero weights, scalegrad-gpt2's tiny fixture tokenizer) whose
+/// A one-layer GPT-2 (random weights, scalegrad-gpt2's tiny fixture tokenizer) whose
 /// 270,000-token vocabulary at width 128 makes the token embedding one 132 MiB buffer:
 /// larger than the 128 MiB that wgpu allows one storage buffer on Mesa's software Vulkan
 /// (CI's device for the wgpu tests). The vocabulary stays below 524,280 tokens, where a
@@ -132,59 +132,18 @@ fn a_selection_runs_only_the_named_cases() {
 /// first.
 #[cfg(feature = "wgpu")]
 fn oversized_gpt2(dir: &std::path::Path) {
-    use std::path::PathBuf;
-    const VOCAB: usize = 270_000;
-    const WIDTH: usize = 128;
-    let fixture =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scalegrad-gpt2/fixtures/tiny-gpt2");
-    let mut config: Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("config.json")).unwrap()).unwrap();
-    config["vocab_size"] = VOCAB.into();
-    config["n_embd"] = WIDTH.into();
-    config["n_layer"] = 1.into();
-    let positions = config["n_positions"].as_u64().unwrap() as usize;
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    std::fs::copy(fixture.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
-
-    let e = WIDTH;
-    let mut tensors = vec![
-        ("wte.weight".to_string(), vec![VOCAB, e]),
-        ("wpe.weight".to_string(), vec![positions, e]),
-        ("ln_f.weight".to_string(), vec![e]),
-        ("ln_f.bias".to_string(), vec![e]),
-    ];
-    for (name, shape) in [
-        ("ln_1.weight", vec![e]),
-        ("ln_1.bias", vec![e]),
-        ("attn.c_attn.weight", vec![e, 3 * e]),
-        ("attn.c_attn.bias", vec![3 * e]),
-        ("attn.c_proj.weight", vec![e, e]),
-        ("attn.c_proj.bias", vec![e]),
-        ("ln_2.weight", vec![e]),
-        ("ln_2.bias", vec![e]),
-        ("mlp.c_fc.weight", vec![e, 4 * e]),
-        ("mlp.c_fc.bias", vec![4 * e]),
-        ("mlp.c_proj.weight", vec![4 * e, e]),
-        ("mlp.c_proj.bias", vec![e]),
-    ] {
-        tensors.push((format!("h.0.{name}"), shape));
-    }
-    // safetensors: an 8-byte little-endian header length, a JSON header naming each
-    // tensor's dtype, shape and byte range, then the bytes (zeros here).
-    let (mut header, mut size) = (serde_json::Map::new(), 0);
-    for (name, shape) in tensors {
-        let bytes = shape.iter().product::<usize>() * 4;
-        header.insert(
-            format!("transformer.{name}"),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [size, size + bytes]}),
-        );
-        size += bytes;
-    }
-    let header = Value::Object(header).to_string();
-    let mut file = (header.len() as u64).to_le_bytes().to_vec();
-    file.extend_from_slice(header.as_bytes());
-    file.resize(file.len() + size, 0);
-    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+    use scalegrad_gpt2::Gpt2Config;
+    let tokenizer = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scalegrad-gpt2/fixtures/tiny-gpt2");
+    let config = Gpt2Config {
+        n_embd: 128,
+        n_layer: 1,
+        ..Gpt2Config::tiny(270_000)
+    };
+    config
+        .init(&burn::tensor::Device::flex())
+        .save_pretrained(dir, Some(&tokenizer))
+        .expect("saving the oversized GPT-2");
 }
 
 /// A buffer the device cannot allocate is one error naming what failed and what to do,
