@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use scalegrad_data::reader::{StringType, write_string_columns};
+use scalegrad_data::reader::write_string_columns;
 use scalegrad_data::tokenizer::{save_tokenizer, train_bpe_tokenizer};
 use scalegrad_data::{
     LmWindows, TokenizeOptions, TokenizeSpec, WindowConfig, load_tokenizer, tokenize_files,
@@ -50,7 +50,7 @@ fn prepare(dir: &Path, mb: usize) -> Result<(), Box<dyn std::error::Error>> {
     let rows = wikitext_rows_of_size(SEED, mb * 1_000_000);
     let per_shard = rows.len().div_ceil(SHARDS);
     for (chunk, path) in rows.chunks(per_shard).zip(shard_paths(dir)) {
-        write_string_columns(&path, &[("text", chunk)], StringType::Utf8, 50_000)?;
+        write_string_columns(&path, &[("text", chunk)], 50_000)?;
     }
     eprintln!(
         "wrote {} rows ({mb} MB of text) in {:.1} s",

@@ -32,18 +32,33 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
 
-    /// A record batch of a parquet file could not be decoded.
+    /// The pages of a parquet file could not be decoded.
     #[error(
         "{}: decoding rows failed ({source}); the file may be truncated or corrupt: delete it \
          and fetch it again",
         path.display()
     )]
-    Arrow {
+    Decode {
         /// The parquet file.
         path: PathBuf,
         /// The underlying error.
         #[source]
-        source: arrow::error::ArrowError,
+        source: parquet::errors::ParquetError,
+    },
+
+    /// A text column holds bytes that are not UTF-8.
+    #[error(
+        "{}: row {row} of `{column}` is not valid UTF-8; the file may be corrupt: delete it \
+         and fetch it again",
+        path.display()
+    )]
+    InvalidUtf8 {
+        /// The parquet file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// The row's index within the file (0-based).
+        row: u64,
     },
 
     /// A required column is missing from a parquet file.
@@ -74,7 +89,7 @@ pub enum Error {
         column: String,
         /// The accepted types, in words.
         expected: &'static str,
-        /// The type found, as arrow prints it.
+        /// The type found (the parquet type, or `string`).
         found: String,
     },
 

@@ -1,91 +1,69 @@
 //! Streaming string columns out of parquet files.
 //!
-//! Files are read one arrow record batch at a time (never a whole file at once) with a
-//! column projection, so only the requested columns are decoded: `text` for WikiText,
-//! `article` / `highlights` (and `id`) for CNN/DailyMail. A column may be stored as
-//! arrow `string` (Utf8), `large_string` (LargeUtf8) or `string_view`; anything else is
-//! a schema error naming the file, the column and the type found. Nulls in a text
-//! column are an error naming the row (an empty string is fine: WikiText has many).
+//! Files are read one batch of rows at a time (never a whole file at once), and only the
+//! requested columns are decoded: `text` for WikiText, `article` / `highlights` (and `id`)
+//! for CNN/DailyMail. A text column must be a parquet `BYTE_ARRAY` annotated as a string
+//! (the `String` logical type or the older `UTF8` converted type): what arrow's `string`,
+//! `large_string` and `string_view` are all stored as. Anything else is a schema error
+//! naming the file, the column and the type found. Nulls in a text column are an error
+//! naming the row (an empty string is fine: WikiText has many), and so is text that is
+//! not UTF-8.
+//!
+//! This uses the `parquet` crate's own column readers rather than its arrow reader: the
+//! rows are only ever copied into Rust strings, and leaving out arrow (21 crates) takes
+//! about a tenth off every build of the workspace.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::ZstdLevel;
+use parquet::basic::{Compression, ConvertedType, LogicalType, Repetition, Type as PhysicalType};
+use parquet::column::reader::{ColumnReaderImpl, get_typed_column_reader};
+use parquet::data_type::{ByteArray, ByteArrayType};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::Type;
 
 use crate::error::{Error, Result};
 
 /// The types a text column may have, in words (for error messages).
-pub const STRING_TYPES: &str = "a string column (arrow Utf8, LargeUtf8 or Utf8View)";
+pub const STRING_TYPES: &str = "a string column (parquet BYTE_ARRAY with the String/UTF8 annotation: arrow's string, \
+     large_string or string_view)";
 
-/// Rows per record batch when streaming.
+/// Rows per batch when streaming.
 pub const DEFAULT_BATCH_ROWS: usize = 4096;
 
-/// One decoded string column of a record batch, whichever string type it was stored as.
-#[derive(Clone, Debug)]
-pub enum TextArray {
-    /// Arrow `string` (32-bit offsets).
-    Utf8(StringArray),
-    /// Arrow `large_string` (64-bit offsets).
-    LargeUtf8(LargeStringArray),
-    /// Arrow `string_view`.
-    Utf8View(StringViewArray),
+/// One decoded string column of a batch: the rows' text, stored back to back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextArray {
+    text: String,
+    /// `ends[i]` is where row `i` ends in `text`; it starts where row `i - 1` ends.
+    ends: Vec<usize>,
 }
 
 impl TextArray {
-    fn from_array(array: &ArrayRef) -> Option<Self> {
-        let any = array.as_any();
-        if let Some(a) = any.downcast_ref::<StringArray>() {
-            Some(Self::Utf8(a.clone()))
-        } else if let Some(a) = any.downcast_ref::<LargeStringArray>() {
-            Some(Self::LargeUtf8(a.clone()))
-        } else {
-            any.downcast_ref::<StringViewArray>()
-                .map(|a| Self::Utf8View(a.clone()))
-        }
-    }
-
     /// The number of rows.
     pub fn len(&self) -> usize {
-        match self {
-            Self::Utf8(a) => a.len(),
-            Self::LargeUtf8(a) => a.len(),
-            Self::Utf8View(a) => a.len(),
-        }
+        self.ends.len()
     }
 
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.ends.is_empty()
     }
 
-    /// The text of row `i` (rows are checked for nulls when read).
+    /// The text of row `i`.
     pub fn value(&self, i: usize) -> &str {
-        match self {
-            Self::Utf8(a) => a.value(i),
-            Self::LargeUtf8(a) => a.value(i),
-            Self::Utf8View(a) => a.value(i),
-        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
     }
 
     /// All rows, in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         (0..self.len()).map(|i| self.value(i))
-    }
-
-    fn first_null(&self) -> Option<usize> {
-        let nulls = match self {
-            Self::Utf8(a) => a.nulls(),
-            Self::LargeUtf8(a) => a.nulls(),
-            Self::Utf8View(a) => a.nulls(),
-        }?;
-        (0..nulls.len()).find(|&i| nulls.is_null(i))
     }
 }
 
@@ -107,52 +85,84 @@ impl TextBatch {
     }
 }
 
-fn describe_schema(schema: &Schema) -> String {
-    schema
-        .fields()
+/// Whether a root field of a parquet schema is a (non-repeated) string column.
+fn is_string_column(field: &Type) -> bool {
+    let info = field.get_basic_info();
+    field.is_primitive()
+        && field.get_physical_type() == PhysicalType::BYTE_ARRAY
+        && !(info.has_repetition() && info.repetition() == Repetition::REPEATED)
+        && (matches!(info.logical_type_ref(), Some(LogicalType::String))
+            || info.converted_type() == ConvertedType::UTF8)
+}
+
+/// A root field's type in words: `string` for a text column, else the parquet type.
+fn describe_type(field: &Type) -> String {
+    if is_string_column(field) {
+        return "string".into();
+    }
+    if !field.is_primitive() {
+        return "group (a nested column)".into();
+    }
+    let info = field.get_basic_info();
+    let mut out = field.get_physical_type().to_string();
+    if let Some(logical) = info.logical_type_ref() {
+        out += &format!(" ({logical:?})");
+    } else if info.converted_type() != ConvertedType::NONE {
+        out += &format!(" ({})", info.converted_type());
+    }
+    if info.has_repetition() && info.repetition() == Repetition::REPEATED {
+        out += ", repeated";
+    }
+    out
+}
+
+fn describe_schema(fields: &[Arc<Type>]) -> String {
+    fields
         .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .map(|f| format!("{}: {}", f.name(), describe_type(f)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
+fn parquet_error(path: &Path) -> impl Fn(ParquetError) -> Error + '_ {
+    |source| Error::Parquet {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Opens a parquet file and checks that it has each of `columns` as a string column.
-/// Returns the reader builder and the columns' root indices.
-fn open_checked(
-    path: &Path,
-    columns: &[&str],
-) -> Result<(ParquetRecordBatchReaderBuilder<File>, Vec<usize>)> {
+/// Returns the reader and the columns' leaf indices.
+fn open_checked(path: &Path, columns: &[&str]) -> Result<(SerializedFileReader<File>, Vec<usize>)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let schema = builder.schema().clone();
-    let mut indices = Vec::with_capacity(columns.len());
+    let reader = SerializedFileReader::new(file).map_err(parquet_error(path))?;
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let fields = schema.root_schema().get_fields();
+    let mut leaves = Vec::with_capacity(columns.len());
     for &column in columns {
-        let Some((index, field)) = schema.column_with_name(column) else {
+        let Some(root) = fields.iter().position(|f| f.name() == column) else {
             return Err(Error::MissingColumn {
                 path: path.to_path_buf(),
                 column: column.to_string(),
                 expected: STRING_TYPES,
-                found: describe_schema(&schema),
+                found: describe_schema(fields),
             });
         };
-        if !matches!(
-            field.data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
+        if !is_string_column(&fields[root]) {
             return Err(Error::ColumnType {
                 path: path.to_path_buf(),
                 column: column.to_string(),
                 expected: STRING_TYPES,
-                found: field.data_type().to_string(),
+                found: describe_type(&fields[root]),
             });
         }
-        indices.push(index);
+        // A primitive root field is exactly one leaf column.
+        let leaf = (0..schema.num_columns())
+            .find(|&leaf| schema.get_column_root_idx(leaf) == root)
+            .expect("a primitive root field is a leaf column");
+        leaves.push(leaf);
     }
-    Ok((builder, indices))
+    Ok((reader, leaves))
 }
 
 /// The total number of rows of `files`, from their footers, after checking that each
@@ -160,13 +170,27 @@ fn open_checked(
 pub fn count_rows(files: &[PathBuf], columns: &[&str]) -> Result<u64> {
     let mut rows = 0u64;
     for path in files {
-        let (builder, _) = open_checked(path, columns)?;
-        rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+        let (reader, _) = open_checked(path, columns)?;
+        rows += reader.metadata().file_metadata().num_rows().max(0) as u64;
     }
     Ok(rows)
 }
 
-/// Streams the string `columns` of `files`, in file order, one record batch at a time.
+/// The file being read: its reader, the requested columns' leaves, and where it is.
+struct OpenFile {
+    index: usize,
+    reader: SerializedFileReader<File>,
+    leaves: Vec<usize>,
+    /// The next row group to open.
+    next_group: usize,
+    /// The open row group's column readers and the rows it has left.
+    group: Option<(Vec<ColumnReaderImpl<ByteArrayType>>, u64)>,
+    /// The file's next row.
+    row: u64,
+}
+
+/// Streams the string `columns` of `files`, in file order, one batch of rows at a time
+/// (a batch never spans two row groups).
 ///
 /// Every file's schema is checked when the file is opened, so a bad file later in the
 /// list fails when the reader reaches it; call [`count_rows`] first to check them all
@@ -176,7 +200,10 @@ pub struct ParquetTextReader {
     columns: Vec<String>,
     batch_rows: usize,
     next_file: usize,
-    current: Option<(usize, ParquetRecordBatchReader, u64)>,
+    current: Option<OpenFile>,
+    /// Decoding buffers, reused from batch to batch.
+    values: Vec<ByteArray>,
+    levels: Vec<i16>,
 }
 
 impl ParquetTextReader {
@@ -188,6 +215,8 @@ impl ParquetTextReader {
             batch_rows: DEFAULT_BATCH_ROWS,
             next_file: 0,
             current: None,
+            values: Vec::new(),
+            levels: Vec::new(),
         }
     }
 
@@ -208,54 +237,108 @@ impl ParquetTextReader {
         }
         let index = self.next_file;
         self.next_file += 1;
-        let path = &self.files[index];
         let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
-        let (builder, indices) = open_checked(path, &columns)?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(self.batch_rows)
-            .build()
-            .map_err(|source| Error::Parquet {
-                path: path.clone(),
-                source,
-            })?;
-        self.current = Some((index, reader, 0));
+        let (reader, leaves) = open_checked(&self.files[index], &columns)?;
+        self.current = Some(OpenFile {
+            index,
+            reader,
+            leaves,
+            next_group: 0,
+            group: None,
+            row: 0,
+        });
         Ok(true)
     }
 
-    fn convert(&self, file: usize, first_row: u64, batch: &RecordBatch) -> Result<TextBatch> {
-        let path = &self.files[file];
-        let mut columns = Vec::with_capacity(self.columns.len());
-        for name in &self.columns {
-            let array = batch
-                .column_by_name(name)
-                .ok_or_else(|| Error::MissingColumn {
-                    path: path.clone(),
-                    column: name.clone(),
-                    expected: STRING_TYPES,
-                    found: describe_schema(&batch.schema()),
-                })?;
-            let text = TextArray::from_array(array).ok_or_else(|| Error::ColumnType {
-                path: path.clone(),
-                column: name.clone(),
-                expected: STRING_TYPES,
-                found: array.data_type().to_string(),
-            })?;
-            if let Some(row) = text.first_null() {
+    /// The next batch of the open file, or `None` when it has no rows left.
+    fn next_batch(&mut self) -> Result<Option<TextBatch>> {
+        let open = self.current.as_mut().expect("a file is open");
+        let path = &self.files[open.index];
+        // Move to the next row group with rows, if the open one is used up.
+        while open.group.as_ref().is_none_or(|(_, left)| *left == 0) {
+            if open.next_group >= open.reader.num_row_groups() {
+                return Ok(None);
+            }
+            let group = open
+                .reader
+                .get_row_group(open.next_group)
+                .map_err(parquet_error(path))?;
+            let rows = group.metadata().num_rows().max(0) as u64;
+            let readers = open
+                .leaves
+                .iter()
+                .map(|&leaf| group.get_column_reader(leaf).map(get_typed_column_reader))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(parquet_error(path))?;
+            open.next_group += 1;
+            open.group = Some((readers, rows));
+        }
+        let (readers, left) = open.group.as_mut().expect("opened above");
+        let rows = (*left).min(self.batch_rows as u64) as usize;
+        let first_row = open.row;
+        let schema = open.reader.metadata().file_metadata().schema_descr_ptr();
+        let mut columns = Vec::with_capacity(readers.len());
+        for ((reader, name), &leaf) in readers.iter_mut().zip(&self.columns).zip(&open.leaves) {
+            let max_def = schema.column(leaf).max_def_level();
+            self.values.clear();
+            self.levels.clear();
+            let mut read = 0;
+            while read < rows {
+                let (records, _, _) = reader
+                    .read_records(
+                        rows - read,
+                        (max_def > 0).then_some(&mut self.levels),
+                        None,
+                        &mut self.values,
+                    )
+                    .map_err(|source| Error::Decode {
+                        path: path.clone(),
+                        source,
+                    })?;
+                if records == 0 {
+                    return Err(Error::Decode {
+                        path: path.clone(),
+                        source: ParquetError::General(format!(
+                            "column `{name}` ends at row {}, before the {} rows its row \
+                             group declares",
+                            first_row + read as u64,
+                            first_row + rows as u64,
+                        )),
+                    });
+                }
+                read += records;
+            }
+            // The values hold only the non-null rows: the first level below the maximum
+            // is the first null.
+            if let Some(row) = self.levels.iter().position(|&l| l < max_def) {
                 return Err(Error::NullText {
                     path: path.clone(),
                     column: name.clone(),
                     row: first_row + row as u64,
                 });
             }
-            columns.push(text);
+            let mut array = TextArray {
+                text: String::with_capacity(self.values.iter().map(|v| v.len()).sum()),
+                ends: Vec::with_capacity(rows),
+            };
+            for (i, value) in self.values.iter().enumerate() {
+                let text = std::str::from_utf8(value.data()).map_err(|_| Error::InvalidUtf8 {
+                    path: path.clone(),
+                    column: name.clone(),
+                    row: first_row + i as u64,
+                })?;
+                array.text.push_str(text);
+                array.ends.push(array.text.len());
+            }
+            columns.push(array);
         }
-        Ok(TextBatch {
-            file,
+        *left -= rows as u64;
+        open.row += rows as u64;
+        Ok(Some(TextBatch {
+            file: open.index,
             first_row,
             columns,
-        })
+        }))
     }
 }
 
@@ -275,27 +358,14 @@ impl Iterator for ParquetTextReader {
                     }
                 }
             }
-            let (file, reader, row) = self.current.as_mut().expect("opened above");
-            let (file, first_row) = (*file, *row);
-            match reader.next() {
-                Some(Ok(batch)) => {
-                    *row += batch.num_rows() as u64;
-                    let converted = self.convert(file, first_row, &batch);
-                    if converted.is_err() {
-                        self.current = None;
-                        self.next_file = self.files.len();
-                    }
-                    return Some(converted);
-                }
-                Some(Err(source)) => {
+            match self.next_batch() {
+                Ok(Some(batch)) => return Some(Ok(batch)),
+                Ok(None) => self.current = None,
+                Err(err) => {
                     self.current = None;
                     self.next_file = self.files.len();
-                    return Some(Err(Error::Arrow {
-                        path: self.files[file].clone(),
-                        source,
-                    }));
+                    return Some(Err(err));
                 }
-                None => self.current = None,
             }
         }
     }
@@ -314,22 +384,12 @@ pub fn read_columns(files: &[PathBuf], columns: &[&str]) -> Result<Vec<Vec<Strin
     Ok(out)
 }
 
-/// How [`write_string_columns`] stores its columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StringType {
-    /// Arrow `string` (what `datasets` writes for most text).
-    Utf8,
-    /// Arrow `large_string`.
-    LargeUtf8,
-}
-
-/// Writes string columns (all of the same length) to a parquet file, zstd-compressed,
-/// atomically (a `.tmp` file renamed into place). Used by the demo data generator, the
-/// benchmark and the tests.
+/// Writes string columns (all of the same length, none nullable) to a parquet file,
+/// zstd-compressed, `row_group_rows` rows per row group, atomically (a `.tmp` file
+/// renamed into place). Used by the demo data generator, the benchmark and the tests.
 pub fn write_string_columns(
     path: &Path,
     columns: &[(&str, &[String])],
-    string_type: StringType,
     row_group_rows: usize,
 ) -> Result<()> {
     let rows = columns.first().map_or(0, |(_, c)| c.len());
@@ -339,54 +399,52 @@ pub fn write_string_columns(
             path.display()
         )));
     }
-    let data_type = match string_type {
-        StringType::Utf8 => DataType::Utf8,
-        StringType::LargeUtf8 => DataType::LargeUtf8,
-    };
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(name, _)| Field::new(*name, data_type.clone(), false))
-            .collect::<Vec<_>>(),
-    ));
+    let to_parquet = parquet_error(path);
+    let fields = columns
+        .iter()
+        .map(|(name, _)| {
+            Type::primitive_type_builder(name, PhysicalType::BYTE_ARRAY)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(Some(LogicalType::String))
+                .build()
+                .map(Arc::new)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(&to_parquet)?;
+    let schema = Type::group_type_builder("schema")
+        .with_fields(fields)
+        .build()
+        .map_err(&to_parquet)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(6).expect("valid level"),
         ))
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .build();
     let file = scalegrad_fs::AtomicFile::create(path).map_err(|e| Error::io(path, e))?;
-    let to_parquet = |source| Error::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(to_parquet)?;
+    let mut writer =
+        SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).map_err(&to_parquet)?;
     let chunk = row_group_rows.max(1);
-    let mut start = 0;
-    while start < rows.max(1) {
+    for start in (0..rows).step_by(chunk) {
         let end = (start + chunk).min(rows);
-        let arrays: Vec<ArrayRef> = columns
-            .iter()
-            .map(|(_, values)| -> ArrayRef {
-                let slice = values[start..end].iter().map(String::as_str);
-                match string_type {
-                    StringType::Utf8 => Arc::new(StringArray::from_iter_values(slice)),
-                    StringType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(slice)),
-                }
-            })
-            .collect();
-        let batch =
-            RecordBatch::try_new(schema.clone(), arrays).map_err(|source| Error::Arrow {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        writer.write(&batch).map_err(to_parquet)?;
-        start = end;
-        if rows == 0 {
-            break;
+        let mut group = writer.next_row_group().map_err(&to_parquet)?;
+        for (_, values) in columns {
+            let mut column = group
+                .next_column()
+                .map_err(&to_parquet)?
+                .expect("one column writer per schema field");
+            let values: Vec<ByteArray> = values[start..end]
+                .iter()
+                .map(|v| ByteArray::from(v.as_str()))
+                .collect();
+            column
+                .typed::<ByteArrayType>()
+                .write_batch(&values, None, None)
+                .map_err(&to_parquet)?;
+            column.close().map_err(&to_parquet)?;
         }
+        group.close().map_err(&to_parquet)?;
     }
     // `into_inner` writes the footer (as `close` would) and hands the file back.
-    let file = writer.into_inner().map_err(to_parquet)?;
+    let file = writer.into_inner().map_err(&to_parquet)?;
     file.commit().map_err(|e| Error::io(path, e))
 }

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use scalegrad_data::reader::{StringType, write_string_columns};
+use scalegrad_data::reader::write_string_columns;
 use scalegrad_data::source::datasets_dir;
 use scalegrad_demo::{news_rows, wikitext_rows};
 
@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (split, seed, articles) in WIKITEXT_ARTICLES {
         let rows = wikitext_rows(seed, articles);
         let path = wiki_dir.join(format!("{split}.parquet"));
-        write_string_columns(&path, &[("text", &rows)], StringType::Utf8, 20_000)?;
+        write_string_columns(&path, &[("text", &rows)], 20_000)?;
         let bytes: usize = rows.iter().map(String::len).sum();
         println!(
             "{}: {} rows, {bytes} bytes of text",
@@ -60,7 +60,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ("highlights", &highlights),
                 ("id", &id),
             ],
-            StringType::Utf8,
             2_000,
         )?;
         let bytes: usize = article.iter().chain(&highlights).map(String::len).sum();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::common::{self, failure, json_lines, scalegrad, succeeded};
-use scalegrad_data::reader::{StringType, write_string_columns};
+use scalegrad_data::reader::write_string_columns;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -99,13 +99,7 @@ fn input_formats_and_batch_sizes_give_the_same_summaries() {
     std::fs::write(&jsonl, lines.join("\n")).expect("write");
     let parquet = dir.path().join("test.parquet");
     let ids: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
-    write_string_columns(
-        &parquet,
-        &[("id", &ids), ("article", &articles)],
-        StringType::Utf8,
-        2,
-    )
-    .expect("parquet");
+    write_string_columns(&parquet, &[("id", &ids), ("article", &articles)], 2).expect("parquet");
 
     let summaries = |input: &str, batch: &str| {
         succeeded(&summarize(&[
@@ -224,7 +218,7 @@ fn mistakes_are_errors_that_say_what_to_fix() {
 
     let parquet = dir.path().join("no_article.parquet");
     let rows: Vec<String> = vec!["x".into()];
-    write_string_columns(&parquet, &[("highlights", &rows)], StringType::Utf8, 1).expect("parquet");
+    write_string_columns(&parquet, &[("highlights", &rows)], 1).expect("parquet");
     let err = failure(&summarize(&[
         "--model",
         &model,

@@ -1,16 +1,16 @@
-//! Reading parquet: the committed fixtures (written by pyarrow), string and
-//! large_string columns, streaming, and clear errors for bad files.
+//! Reading parquet: the committed fixtures (written by pyarrow, one with large_string
+//! columns), streaming across row groups, and clear errors for bad files.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use scalegrad_data::reader::{
-    ParquetTextReader, StringType, count_rows, read_columns, write_string_columns,
-};
+use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+use scalegrad_data::reader::{ParquetTextReader, count_rows, read_columns, write_string_columns};
 use scalegrad_data::{Error, TokenizeOptions, TokenizeSpec, load_tokenizer, tokenize_files};
 use serde_json::Value;
 
@@ -23,10 +23,40 @@ fn expect() -> Value {
         .unwrap()
 }
 
-fn write_batch(path: &Path, batch: RecordBatch) {
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+/// One column of a hand-made file: its values and, for an optional column, the
+/// definition levels (0 for a null row).
+enum Column<'a> {
+    Int64(&'a [i64], Option<&'a [i16]>),
+    Bytes(&'a [&'a [u8]], Option<&'a [i16]>),
+}
+
+/// Writes a one-row-group parquet file with the schema `message` (in parquet's schema
+/// syntax) and one `Column` per field, in order.
+fn write_file(path: &Path, message: &str, columns: &[Column]) {
+    let schema = Arc::new(parse_message_type(message).unwrap());
+    let props = Arc::new(WriterProperties::builder().build());
+    let mut writer = SerializedFileWriter::new(File::create(path).unwrap(), schema, props).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    for column in columns {
+        let mut out = group.next_column().unwrap().unwrap();
+        match column {
+            Column::Int64(values, levels) => {
+                out.typed::<Int64Type>()
+                    .write_batch(values, *levels, None)
+                    .unwrap();
+            }
+            Column::Bytes(values, levels) => {
+                let values: Vec<ByteArray> =
+                    values.iter().map(|v| ByteArray::from(v.to_vec())).collect();
+                out.typed::<ByteArrayType>()
+                    .write_batch(&values, *levels, None)
+                    .unwrap();
+            }
+        }
+        out.close().unwrap();
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
 }
 
 fn no_cache() -> TokenizeOptions {
@@ -83,51 +113,66 @@ fn committed_cnn_fixture_reads_large_string_columns() {
 }
 
 #[test]
-fn our_writer_round_trips_utf8_and_large_utf8_and_streams_in_batches() {
+fn our_writer_round_trips_and_streams_in_batches_across_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let rows: Vec<String> = (0..20).map(|i| format!(" row {i} é \n")).collect();
-    for (ty, name) in [
-        (StringType::Utf8, "a.parquet"),
-        (StringType::LargeUtf8, "b.parquet"),
-    ] {
-        let path = dir.path().join(name);
-        write_string_columns(&path, &[("text", &rows)], ty, 8).unwrap();
-        let batches: Vec<_> = ParquetTextReader::new(vec![path.clone()], &["text"])
-            .batch_rows(3)
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let starts: Vec<u64> = batches.iter().map(|b| b.first_row).collect();
-        assert!(batches.iter().all(|b| b.num_rows() <= 3));
-        assert_eq!(starts.first(), Some(&0));
-        let back: Vec<String> = batches
+    let ids: Vec<String> = (0..20).map(|i| format!("id{i}")).collect();
+    // 20 rows in row groups of 8: batches of 3 stop at each row group's end.
+    let path = dir.path().join("a.parquet");
+    write_string_columns(&path, &[("text", &rows), ("id", &ids)], 8).unwrap();
+    let batches: Vec<_> = ParquetTextReader::new(vec![path.clone()], &["id", "text"])
+        .batch_rows(3)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let sizes: Vec<usize> = batches.iter().map(|b| b.num_rows()).collect();
+    assert_eq!(sizes, [3, 3, 2, 3, 3, 2, 3, 1]);
+    let starts: Vec<u64> = batches.iter().map(|b| b.first_row).collect();
+    assert_eq!(starts, [0, 3, 6, 8, 11, 14, 16, 19]);
+    let column = |c: usize| -> Vec<String> {
+        batches
             .iter()
-            .flat_map(|b| b.columns[0].iter().map(str::to_string).collect::<Vec<_>>())
-            .collect();
-        assert_eq!(back, rows, "{name}");
-    }
+            .flat_map(|b| b.columns[c].iter().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    assert_eq!(column(0), ids, "columns come back in the asked order");
+    assert_eq!(column(1), rows);
     // Two files read in order, as one split.
-    let files = vec![dir.path().join("a.parquet"), dir.path().join("b.parquet")];
+    let other = dir.path().join("b.parquet");
+    write_string_columns(&other, &[("text", &rows)], 100).unwrap();
+    let files = vec![path, other];
     assert_eq!(count_rows(&files, &["text"]).unwrap(), 40);
+    let both = read_columns(&files, &["text"]).unwrap().remove(0);
+    assert_eq!(both, [rows.clone(), rows].concat());
 }
 
 #[test]
 fn projection_ignores_other_columns_of_any_type() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.parquet");
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("n", DataType::Int64, true),
-        Field::new("text", DataType::Utf8, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
-            Arc::new(StringArray::from(vec!["x", "y"])),
+    write_file(
+        &path,
+        "message m { optional int64 n; required binary text (STRING); }",
+        &[
+            Column::Int64(&[1], Some(&[1, 0])),
+            Column::Bytes(&[b"x", b"y"], None),
         ],
-    )
-    .unwrap();
-    write_batch(&path, batch);
+    );
     assert_eq!(read_columns(&[path], &["text"]).unwrap()[0], vec!["x", "y"]);
+}
+
+#[test]
+fn older_utf8_annotation_and_optional_columns_without_nulls_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("utf8.parquet");
+    write_file(
+        &path,
+        "message m { optional binary text (UTF8); }",
+        &[Column::Bytes(&[b"a", b"", b"c"], Some(&[1, 1, 1]))],
+    );
+    assert_eq!(
+        read_columns(&[path], &["text"]).unwrap()[0],
+        vec!["a", "", "c"]
+    );
 }
 
 #[test]
@@ -139,55 +184,70 @@ fn missing_column_names_file_column_and_what_exists() {
         msg.contains("wikitext-20.parquet") && msg.contains("`article`"),
         "{msg}"
     );
-    assert!(msg.contains("text: Utf8"), "lists the columns found: {msg}");
+    assert!(
+        msg.contains("text: string"),
+        "lists the columns found: {msg}"
+    );
 }
 
 #[test]
-fn non_string_column_is_a_type_error() {
+fn non_string_columns_are_type_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ints.parquet");
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "text",
-        DataType::Int64,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef],
-    )
-    .unwrap();
-    write_batch(&path, batch);
-    let err = read_columns(&[path], &["text"]).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, Error::ColumnType { .. }), "{msg}");
-    assert!(
-        msg.contains("has type Int64") && msg.contains("LargeUtf8"),
-        "{msg}"
-    );
+    let cases = [
+        ("message m { required int64 text; }", "INT64"),
+        // Bytes without the string annotation: arrow's `binary`, not text.
+        ("message m { required binary text; }", "BYTE_ARRAY"),
+    ];
+    for (i, (message, found)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("{i}.parquet"));
+        let column = if found == "INT64" {
+            Column::Int64(&[1, 2], None)
+        } else {
+            Column::Bytes(&[b"a", b"b"], None)
+        };
+        write_file(&path, message, &[column]);
+        let err = read_columns(&[path], &["text"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::ColumnType { .. }), "{msg}");
+        assert!(
+            msg.contains(&format!("has type {found},")) && msg.contains("large_string"),
+            "{msg}"
+        );
+    }
 }
 
 #[test]
 fn null_text_names_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nulls.parquet");
-    let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, true)]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![Arc::new(StringArray::from(vec![
-            Some("a"),
-            Some(""),
-            None,
-            Some("b"),
-        ])) as ArrayRef],
-    )
-    .unwrap();
-    write_batch(&path, batch);
+    write_file(
+        &path,
+        "message m { optional binary text (STRING); }",
+        &[Column::Bytes(&[b"a", b"", b"b"], Some(&[1, 1, 0, 1]))],
+    );
     let err = read_columns(&[path], &["text"]).unwrap_err();
     match &err {
         Error::NullText { row, column, .. } => assert_eq!((*row, column.as_str()), (2, "text")),
         other => panic!("expected NullText, got {other}"),
     }
     assert!(err.to_string().contains("row 2 has a null `text`"), "{err}");
+}
+
+#[test]
+fn text_that_is_not_utf8_names_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.parquet");
+    write_file(
+        &path,
+        "message m { required binary text (STRING); }",
+        &[Column::Bytes(&[b"ok", b"caf\xe9"], None)],
+    );
+    let err = read_columns(&[path], &["text"]).unwrap_err();
+    match &err {
+        Error::InvalidUtf8 { row, column, .. } => assert_eq!((*row, column.as_str()), (1, "text")),
+        other => panic!("expected InvalidUtf8, got {other}"),
+    }
+    assert!(err.to_string().contains("latin1.parquet"), "{err}");
 }
 
 #[test]
@@ -220,11 +280,8 @@ fn corrupt_pages_with_checksums_fail_with_the_file_named() {
     // The fixture was written by pyarrow with page checksums; flip bytes inside its
     // column chunk, leaving the footer intact.
     let src = fixtures().join("wikitext-20.parquet");
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        File::open(&src).unwrap(),
-    )
-    .unwrap();
-    let column = builder.metadata().row_group(0).column(0);
+    let reader = SerializedFileReader::new(File::open(&src).unwrap()).unwrap();
+    let column = reader.metadata().row_group(0).column(0);
     let start = column
         .dictionary_page_offset()
         .unwrap_or(column.data_page_offset()) as usize;
@@ -286,7 +343,7 @@ fn damaged_hub_blobs_are_caught_by_their_sha256_name() {
 fn an_empty_split_is_an_error_not_zero_windows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.parquet");
-    write_string_columns(&path, &[("text", &[])], StringType::Utf8, 10).unwrap();
+    write_string_columns(&path, &[("text", &[])], 10).unwrap();
     assert_eq!(
         count_rows(std::slice::from_ref(&path), &["text"]).unwrap(),
         0

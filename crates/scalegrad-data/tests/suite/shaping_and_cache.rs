@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use scalegrad_data::cache::TokenArray;
-use scalegrad_data::reader::{StringType, read_columns, write_string_columns};
+use scalegrad_data::reader::{read_columns, write_string_columns};
 use scalegrad_data::source::datasets_dir;
 use scalegrad_data::tokenize::CacheStatus;
 use scalegrad_data::tokenizer::bert_special_ids;
@@ -177,7 +177,7 @@ fn cache_hits_misses_invalidation_and_corruption() {
     let cache = dir.path().join("cache");
     let data = dir.path().join("train.parquet");
     let rows: Vec<String> = wikitext_rows(5, 3);
-    write_string_columns(&data, &[("text", &rows)], StringType::Utf8, 100).unwrap();
+    write_string_columns(&data, &[("text", &rows)], 100).unwrap();
     let gpt = load_tokenizer(&fixtures().join("tiny-gpt2")).unwrap();
     let spec = TokenizeSpec::lm_text();
     let opts = options(Some(&cache));
@@ -207,7 +207,7 @@ fn cache_hits_misses_invalidation_and_corruption() {
     let (t, s4) = tokenize_files(&files, &gpt, &truncated, &opts, "demo-train").unwrap();
     assert!(t.column("text").unwrap().rows.row_len(1) <= 5);
     let more: Vec<String> = wikitext_rows(5, 4);
-    write_string_columns(&data, &[("text", &more)], StringType::Utf8, 100).unwrap();
+    write_string_columns(&data, &[("text", &more)], 100).unwrap();
     let (changed, s5) = tokenize_files(&files, &gpt, &spec, &opts, "demo-train").unwrap();
     assert!(changed.num_rows() > built.num_rows());
     let paths: Vec<_> = [&s3, &s4, &s5]
