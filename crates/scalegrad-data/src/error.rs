@@ -35,7 +35,7 @@ pub enum Error {
     /// The pages of a parquet file could not be decoded.
     #[error(
         "{}: decoding rows failed ({source}); the file may be truncated or corrupt: delete it \
-         and fetch it again",
+         and fetch it again (`scalegrad fetch dataset ...`)",
         path.display()
     )]
     Decode {
@@ -48,8 +48,9 @@ pub enum Error {
 
     /// A text column holds bytes that are not UTF-8.
     #[error(
-        "{}: row {row} of `{column}` is not valid UTF-8; the file may be corrupt: delete it \
-         and fetch it again",
+        "{}: row {row} of `{column}` is not valid UTF-8 text; write the column as UTF-8 \
+         strings, or, for a downloaded file, delete it and fetch it again (`scalegrad fetch \
+         dataset ...`)",
         path.display()
     )]
     InvalidUtf8 {

@@ -106,7 +106,10 @@ fn describe_type(field: &Type) -> String {
     let info = field.get_basic_info();
     let mut out = field.get_physical_type().to_string();
     if let Some(logical) = info.logical_type_ref() {
-        out += &format!(" ({logical:?})");
+        // The logical type's name, without its parameters (`Integer { bit_width: .. }`).
+        let name = format!("{logical:?}");
+        let name = name.split([' ', '(', '{']).next().unwrap_or_default();
+        out += &format!(" ({name})");
     } else if info.converted_type() != ConvertedType::NONE {
         out += &format!(" ({})", info.converted_type());
     }
@@ -162,7 +165,52 @@ fn open_checked(path: &Path, columns: &[&str]) -> Result<(SerializedFileReader<F
             .expect("a primitive root field is a leaf column");
         leaves.push(leaf);
     }
+    // parquet asserts (panics) on negative column chunk offsets when a row group is
+    // opened; a damaged footer is an error here instead, before any rows are read.
+    for (group, meta) in reader.metadata().row_groups().iter().enumerate() {
+        for &leaf in &leaves {
+            let chunk = meta.column(leaf);
+            if chunk.data_page_offset() < 0
+                || chunk.dictionary_page_offset().is_some_and(|o| o < 0)
+                || chunk.compressed_size() < 0
+            {
+                return Err(Error::Parquet {
+                    path: path.to_path_buf(),
+                    source: ParquetError::General(format!(
+                        "row group {group} gives column `{}` a negative offset or size",
+                        schema.column(leaf).name()
+                    )),
+                });
+            }
+        }
+    }
     Ok((reader, leaves))
+}
+
+/// Runs one step of parquet's decoding, with its error or panic as an error naming the
+/// file. parquet's generic decoders slice and `expect` on what page headers say, and a
+/// page checksum (where a file has one) covers the body, not the header, so a damaged
+/// header can panic inside the decoder; the panic is caught here so that the user gets
+/// this file's name and the fix.
+fn decode<T>(path: &Path, step: impl FnOnce() -> parquet::errors::Result<T>) -> Result<T> {
+    let source = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(result) => match result {
+            Ok(value) => return Ok(value),
+            Err(source) => source,
+        },
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            ParquetError::General(format!("the decoder stopped: {message}"))
+        }
+    };
+    Err(Error::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The total number of rows of `files`, from their footers, after checking that each
@@ -181,16 +229,27 @@ struct OpenFile {
     index: usize,
     reader: SerializedFileReader<File>,
     leaves: Vec<usize>,
+    /// Each requested column's maximum definition level (0: the column is required).
+    max_defs: Vec<i16>,
     /// The next row group to open.
     next_group: usize,
-    /// The open row group's column readers and the rows it has left.
-    group: Option<(Vec<ColumnReaderImpl<ByteArrayType>>, u64)>,
+    /// The open row group, if it has rows left.
+    group: Option<RowGroup>,
     /// The file's next row.
     row: u64,
 }
 
-/// Streams the string `columns` of `files`, in file order, one batch of rows at a time
-/// (a batch never spans two row groups).
+/// An open row group: a column reader per requested column, and the rows left.
+struct RowGroup {
+    readers: Vec<ColumnReaderImpl<ByteArrayType>>,
+    left: u64,
+    /// The file row at which the row group ends.
+    end: u64,
+}
+
+/// Streams the string `columns` of `files`, in file order, in batches of a fixed number
+/// of rows (the last batch of each file may be shorter; batches run across row groups,
+/// never across files).
 ///
 /// Every file's schema is checked when the file is opened, so a bad file later in the
 /// list fails when the reader reaches it; call [`count_rows`] first to check them all
@@ -239,10 +298,16 @@ impl ParquetTextReader {
         self.next_file += 1;
         let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
         let (reader, leaves) = open_checked(&self.files[index], &columns)?;
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let max_defs = leaves
+            .iter()
+            .map(|&leaf| schema.column(leaf).max_def_level())
+            .collect();
         self.current = Some(OpenFile {
             index,
             reader,
             leaves,
+            max_defs,
             next_group: 0,
             group: None,
             row: 0,
@@ -254,91 +319,131 @@ impl ParquetTextReader {
     fn next_batch(&mut self) -> Result<Option<TextBatch>> {
         let open = self.current.as_mut().expect("a file is open");
         let path = &self.files[open.index];
-        // Move to the next row group with rows, if the open one is used up.
-        while open.group.as_ref().is_none_or(|(_, left)| *left == 0) {
-            if open.next_group >= open.reader.num_row_groups() {
-                return Ok(None);
-            }
-            let group = open
-                .reader
-                .get_row_group(open.next_group)
-                .map_err(parquet_error(path))?;
-            let rows = group.metadata().num_rows().max(0) as u64;
-            let readers = open
-                .leaves
-                .iter()
-                .map(|&leaf| group.get_column_reader(leaf).map(get_typed_column_reader))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(parquet_error(path))?;
-            open.next_group += 1;
-            open.group = Some((readers, rows));
-        }
-        let (readers, left) = open.group.as_mut().expect("opened above");
-        let rows = (*left).min(self.batch_rows as u64) as usize;
         let first_row = open.row;
-        let schema = open.reader.metadata().file_metadata().schema_descr_ptr();
-        let mut columns = Vec::with_capacity(readers.len());
-        for ((reader, name), &leaf) in readers.iter_mut().zip(&self.columns).zip(&open.leaves) {
-            let max_def = schema.column(leaf).max_def_level();
-            self.values.clear();
-            self.levels.clear();
-            let mut read = 0;
-            while read < rows {
-                let (records, _, _) = reader
-                    .read_records(
-                        rows - read,
-                        (max_def > 0).then_some(&mut self.levels),
-                        None,
-                        &mut self.values,
-                    )
-                    .map_err(|source| Error::Decode {
-                        path: path.clone(),
-                        source,
-                    })?;
-                if records == 0 {
-                    return Err(Error::Decode {
-                        path: path.clone(),
-                        source: ParquetError::General(format!(
-                            "column `{name}` ends at row {}, before the {} rows its row \
-                             group declares",
-                            first_row + read as u64,
-                            first_row + rows as u64,
-                        )),
-                    });
+        let mut columns = vec![TextArray::default(); open.leaves.len()];
+        let mut rows = 0;
+        while rows < self.batch_rows {
+            if open.group.as_ref().is_none_or(|group| group.left == 0) {
+                if open.next_group >= open.reader.num_row_groups() {
+                    break;
                 }
-                read += records;
-            }
-            // The values hold only the non-null rows: the first level below the maximum
-            // is the first null.
-            if let Some(row) = self.levels.iter().position(|&l| l < max_def) {
-                return Err(Error::NullText {
-                    path: path.clone(),
-                    column: name.clone(),
-                    row: first_row + row as u64,
-                });
-            }
-            let mut array = TextArray {
-                text: String::with_capacity(self.values.iter().map(|v| v.len()).sum()),
-                ends: Vec::with_capacity(rows),
-            };
-            for (i, value) in self.values.iter().enumerate() {
-                let text = std::str::from_utf8(value.data()).map_err(|_| Error::InvalidUtf8 {
-                    path: path.clone(),
-                    column: name.clone(),
-                    row: first_row + i as u64,
+                let index = open.next_group;
+                open.next_group += 1;
+                let (reader, leaves) = (&open.reader, &open.leaves);
+                let readers = decode(path, || {
+                    let group = reader.get_row_group(index)?;
+                    leaves
+                        .iter()
+                        .map(|&leaf| group.get_column_reader(leaf).map(get_typed_column_reader))
+                        .collect()
                 })?;
-                array.text.push_str(text);
-                array.ends.push(array.text.len());
+                let left = reader.metadata().row_group(index).num_rows().max(0) as u64;
+                open.group = Some(RowGroup {
+                    readers,
+                    left,
+                    end: open.row + left,
+                });
+                // A row group of no rows: on to the next.
+                continue;
             }
-            columns.push(array);
+            let group = open.group.as_mut().expect("opened above");
+            let take = group.left.min((self.batch_rows - rows) as u64) as usize;
+            let at = open.row;
+            for (i, reader) in group.readers.iter_mut().enumerate() {
+                let column = Column {
+                    path,
+                    name: &self.columns[i],
+                    max_def: open.max_defs[i],
+                    first_row: at,
+                    group_end: group.end,
+                };
+                column.read(
+                    reader,
+                    take,
+                    &mut self.values,
+                    &mut self.levels,
+                    &mut columns[i],
+                )?;
+            }
+            group.left -= take as u64;
+            open.row += take as u64;
+            rows += take;
         }
-        *left -= rows as u64;
-        open.row += rows as u64;
-        Ok(Some(TextBatch {
+        Ok((rows > 0).then_some(TextBatch {
             file: open.index,
             first_row,
             columns,
         }))
+    }
+}
+
+/// One requested column of one stretch of rows, for reading and for error messages.
+struct Column<'a> {
+    path: &'a Path,
+    name: &'a str,
+    max_def: i16,
+    /// The file row of the stretch's first row.
+    first_row: u64,
+    /// The file row at which the row group ends.
+    group_end: u64,
+}
+
+impl Column<'_> {
+    /// Reads `rows` rows from `reader` and appends their text to `out`.
+    fn read(
+        &self,
+        reader: &mut ColumnReaderImpl<ByteArrayType>,
+        rows: usize,
+        values: &mut Vec<ByteArray>,
+        levels: &mut Vec<i16>,
+        out: &mut TextArray,
+    ) -> Result<()> {
+        values.clear();
+        levels.clear();
+        let mut read = 0;
+        while read < rows {
+            let (records, _, _) = decode(self.path, || {
+                reader.read_records(
+                    rows - read,
+                    (self.max_def > 0).then_some(&mut *levels),
+                    None,
+                    values,
+                )
+            })?;
+            if records == 0 {
+                return Err(Error::Decode {
+                    path: self.path.to_path_buf(),
+                    source: ParquetError::General(format!(
+                        "column `{}` ends at row {}, but its row group ends at row {}",
+                        self.name,
+                        self.first_row + read as u64,
+                        self.group_end,
+                    )),
+                });
+            }
+            read += records;
+        }
+        // The values hold only the non-null rows: the first level below the maximum is
+        // the first null.
+        if let Some(row) = levels.iter().position(|&l| l < self.max_def) {
+            return Err(Error::NullText {
+                path: self.path.to_path_buf(),
+                column: self.name.to_string(),
+                row: self.first_row + row as u64,
+            });
+        }
+        out.text.reserve(values.iter().map(|v| v.len()).sum());
+        out.ends.reserve(rows);
+        for (i, value) in values.iter().enumerate() {
+            let text = std::str::from_utf8(value.data()).map_err(|_| Error::InvalidUtf8 {
+                path: self.path.to_path_buf(),
+                column: self.name.to_string(),
+                row: self.first_row + i as u64,
+            })?;
+            out.text.push_str(text);
+            out.ends.push(out.text.len());
+        }
+        Ok(())
     }
 }
 

@@ -89,7 +89,7 @@ pub struct TokenizeOptions {
     /// Show a progress bar on standard error (drawn only on a terminal; elsewhere one
     /// summary line is printed instead).
     pub progress: bool,
-    /// Rows per record batch handed to the tokenizer at once.
+    /// Rows per batch handed to the tokenizer at once.
     pub batch_rows: usize,
     /// Use the ids-only path for GPT-2 style byte-level BPE tokenizers
     /// ([`crate::fastbpe`]); false forces `tokenizers`' full pipeline (same ids,

@@ -954,6 +954,85 @@ pub fn news_rows(seed: u64, n: usize) -> Vec<NewsRow> {
     (0..n).map(|_| news_row(&mut g)).collect()
 }
 
+/// The WikiText-like splits of `datasets/wikitext-demo/`: split, seed, articles.
+pub const WIKITEXT_SPLITS: [(&str, u64, usize); 3] = [
+    ("train", 101, 1400),
+    ("validation", 102, 60),
+    ("test", 103, 60),
+];
+
+/// The CNN/DailyMail-like splits of `datasets/cnn_dailymail-demo/`: split, seed, rows.
+pub const NEWS_SPLITS: [(&str, u64, usize); 3] = [
+    ("train", 201, 3000),
+    ("validation", 202, 300),
+    ("test", 203, 300),
+];
+
+/// One split of the demo corpora, written as `datasets/` holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenSplit {
+    /// The parquet file.
+    pub path: std::path::PathBuf,
+    /// Its rows.
+    pub rows: usize,
+    /// Bytes of text in its text columns (`text`, or `article` and `highlights`).
+    pub text_bytes: usize,
+}
+
+/// Writes `split` of the WikiText-like corpus to `out/wikitext-demo/<split>.parquet`.
+pub fn write_wikitext_split(
+    out: &std::path::Path,
+    split: &str,
+) -> Result<WrittenSplit, scalegrad_data::Error> {
+    let &(_, seed, articles) = WIKITEXT_SPLITS
+        .iter()
+        .find(|(name, _, _)| *name == split)
+        .ok_or_else(|| scalegrad_data::Error::Config(format!("no demo split `{split}`")))?;
+    let rows = wikitext_rows(seed, articles);
+    let dir = out.join("wikitext-demo");
+    std::fs::create_dir_all(&dir).map_err(|e| scalegrad_data::Error::io(&dir, e))?;
+    let path = dir.join(format!("{split}.parquet"));
+    scalegrad_data::reader::write_string_columns(&path, &[("text", &rows)], 20_000)?;
+    Ok(WrittenSplit {
+        path,
+        rows: rows.len(),
+        text_bytes: rows.iter().map(String::len).sum(),
+    })
+}
+
+/// Writes `split` of the CNN/DailyMail-like corpus to
+/// `out/cnn_dailymail-demo/<split>.parquet`.
+pub fn write_news_split(
+    out: &std::path::Path,
+    split: &str,
+) -> Result<WrittenSplit, scalegrad_data::Error> {
+    let &(_, seed, n) = NEWS_SPLITS
+        .iter()
+        .find(|(name, _, _)| *name == split)
+        .ok_or_else(|| scalegrad_data::Error::Config(format!("no demo split `{split}`")))?;
+    let rows = news_rows(seed, n);
+    let article: Vec<String> = rows.iter().map(|r| r.article.clone()).collect();
+    let highlights: Vec<String> = rows.iter().map(|r| r.highlights.clone()).collect();
+    let id: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let dir = out.join("cnn_dailymail-demo");
+    std::fs::create_dir_all(&dir).map_err(|e| scalegrad_data::Error::io(&dir, e))?;
+    let path = dir.join(format!("{split}.parquet"));
+    scalegrad_data::reader::write_string_columns(
+        &path,
+        &[
+            ("article", &article),
+            ("highlights", &highlights),
+            ("id", &id),
+        ],
+        2_000,
+    )?;
+    Ok(WrittenSplit {
+        path,
+        rows: rows.len(),
+        text_bytes: article.iter().chain(&highlights).map(String::len).sum(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

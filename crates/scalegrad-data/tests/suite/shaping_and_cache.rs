@@ -13,7 +13,7 @@ use scalegrad_data::{
     SummarizationConfig, SummarizationSet, TokenizeOptions, TokenizeSpec, WindowConfig, collate_lm,
     collate_seq2seq, load_tokenizer, tokenize_files,
 };
-use scalegrad_demo::{news_rows, wikitext_rows};
+use scalegrad_demo::{news_rows, wikitext_rows, write_news_split, write_wikitext_split};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -57,6 +57,22 @@ fn committed_demo_data_is_what_the_generator_writes() {
         datasets_dir().join("README.md").exists(),
         "datasets/README.md describes them"
     );
+    // Byte for byte, as datasets/README.md says (the test splits; the others are
+    // written the same way).
+    let tmp = tempfile::tempdir().unwrap();
+    let written = [
+        write_wikitext_split(tmp.path(), "test").unwrap(),
+        write_news_split(tmp.path(), "test").unwrap(),
+    ];
+    for split in written {
+        let committed = datasets_dir().join(split.path.strip_prefix(tmp.path()).unwrap());
+        assert!(
+            std::fs::read(&split.path).unwrap() == std::fs::read(&committed).unwrap(),
+            "{} is not what the generator writes: rerun `cargo run -p scalegrad-demo \
+             --example make_demo_data`",
+            committed.display()
+        );
+    }
 }
 
 #[test]
