@@ -7,8 +7,8 @@ use serde_json::Value;
 
 /// The binary without the user's Hugging Face settings, so that no test reads the real
 /// cache or reaches for the network unless it sets them itself. It runs in `tests/cubecl`,
-/// whose cubecl.toml makes autotune time each candidate kernel once (see that file); the
-/// tests pass absolute paths for everything they read or write.
+/// whose cubecl.toml makes autotune try fewer candidate kernels and time each once (see
+/// that file); the tests pass absolute paths for everything they read or write.
 pub fn scalegrad() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scalegrad"));
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cubecl"));
