@@ -979,15 +979,24 @@ pub struct WrittenSplit {
     pub text_bytes: usize,
 }
 
+/// The seed and size of `split` in one of the tables above.
+fn find_split(
+    splits: &[(&str, u64, usize)],
+    split: &str,
+) -> Result<(u64, usize), scalegrad_data::Error> {
+    splits
+        .iter()
+        .find(|(name, _, _)| *name == split)
+        .map(|&(_, seed, size)| (seed, size))
+        .ok_or_else(|| scalegrad_data::Error::Config(format!("no demo split `{split}`")))
+}
+
 /// Writes `split` of the WikiText-like corpus to `out/wikitext-demo/<split>.parquet`.
 pub fn write_wikitext_split(
     out: &std::path::Path,
     split: &str,
 ) -> Result<WrittenSplit, scalegrad_data::Error> {
-    let &(_, seed, articles) = WIKITEXT_SPLITS
-        .iter()
-        .find(|(name, _, _)| *name == split)
-        .ok_or_else(|| scalegrad_data::Error::Config(format!("no demo split `{split}`")))?;
+    let (seed, articles) = find_split(&WIKITEXT_SPLITS, split)?;
     let rows = wikitext_rows(seed, articles);
     let dir = out.join("wikitext-demo");
     std::fs::create_dir_all(&dir).map_err(|e| scalegrad_data::Error::io(&dir, e))?;
@@ -1006,10 +1015,7 @@ pub fn write_news_split(
     out: &std::path::Path,
     split: &str,
 ) -> Result<WrittenSplit, scalegrad_data::Error> {
-    let &(_, seed, n) = NEWS_SPLITS
-        .iter()
-        .find(|(name, _, _)| *name == split)
-        .ok_or_else(|| scalegrad_data::Error::Config(format!("no demo split `{split}`")))?;
+    let (seed, n) = find_split(&NEWS_SPLITS, split)?;
     let rows = news_rows(seed, n);
     let article: Vec<String> = rows.iter().map(|r| r.article.clone()).collect();
     let highlights: Vec<String> = rows.iter().map(|r| r.highlights.clone()).collect();
