@@ -17,7 +17,9 @@ A case scalegrad cannot run on the device (it stops with one message, e.g. a buf
 device refuses) shows as `failed` with that message below the table, and the remaining
 cases run in a new process.
 
-Cases: the distilgpt2 train step (forward, loss, backward, AdamW) at 8x300 and 32x300 with
+Cases: the distilgpt2 train step (forward, loss, backward, the gradient norm clipped to
+1.0, AdamW; scalegrad's is its trainer's, LM head and loss in chunks of at most 512 MiB of
+logits; in f16 both sides scale the loss dynamically) at 8x300 and 32x300 with
 cross-entropy and with ScaleGrad gamma 0.2 (the closed form, on the same context sets as
 scalegrad-loss); the bert-small2bert-small train step at 16 x 512/128; greedy decoding of
 50-token prompts for 100 new tokens at batch 1 and 32 (generate with the KV cache).
@@ -192,10 +194,36 @@ def autocast(device, half):
     return torch.autocast(device.type, dtype=HALF.get(half, torch.bfloat16), enabled=half is not None)
 
 
+MAX_GRAD_NORM = 1.0  # the full configs' and Hugging Face Trainer's default; scalegrad clips the same
+
+
+class Scaler:
+    """Backward, gradient clipping to MAX_GRAD_NORM and the optimiser step, as Hugging
+    Face's Trainer does them: in f16 with dynamic loss scaling (torch.amp.GradScaler, as
+    Trainer with fp16=True; scalegrad's f16 steps scale the same way)."""
+
+    def __init__(self, device, half, model):
+        self.scaler = torch.amp.GradScaler(device.type) if half == "f16" else None
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def backward_and_step(self, loss, optim):
+        if self.scaler is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.parameters, MAX_GRAD_NORM)
+            optim.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optim)
+            torch.nn.utils.clip_grad_norm_(self.parameters, MAX_GRAD_NORM)
+            self.scaler.step(optim)
+            self.scaler.update()
+
+
 def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half):
     model = GPT2LMHeadModel.from_pretrained(gpt2_dir).to(device).train()
     optim = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-8)
     x = ids(batch, length, model.config.vocab_size, 1, device)
+    scaler = Scaler(device, half, model)
 
     def step():
         with autocast(device, half):
@@ -206,8 +234,7 @@ def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half):
         else:
             loss = scalegrad_loss(logits, targets, 0.2)
         optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
+        scaler.backward_and_step(loss, optim)
 
     seconds, span = timed(step, steps, device)
     return batch * length / seconds, span
@@ -222,14 +249,14 @@ def torch_b2b_train(b2b_dir, shape, steps, device, half):
     labels = ids(batch, target, vocab, 3, device)
     decoder_ids = torch.cat([torch.full((batch, 1), 101, device=device), labels[:, :-1]], dim=1)
     mask = torch.ones_like(src)
+    scaler = Scaler(device, half, model)
 
     def step():
         with autocast(device, half):
             logits = model(input_ids=src, attention_mask=mask, decoder_input_ids=decoder_ids).logits
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1))
         optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
+        scaler.backward_and_step(loss, optim)
 
     seconds, span = timed(step, steps, device)
     return batch * (source + target) / seconds, span
@@ -397,13 +424,14 @@ def main():
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scalegrad", type=Path, default=here / "scalegrad", help="the release binary")
-    parser.add_argument("--backend", default="wgpu", help="scalegrad's GPU backend (wgpu, cuda, tch)")
+    parser.add_argument("--backend", default="wgpu", help="scalegrad's GPU backend (wgpu, cuda)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per training case")
     parser.add_argument("--out", type=Path, default=Path("bench-gpu-out"), help="checkpoints and results")
     parser.add_argument("--device", default="cuda", help="PyTorch's device (cpu only for a smoke test)")
     parser.add_argument("--tiny", action="store_true", help="tiny models and shapes (a smoke test)")
     parser.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
-                        help="scalegrad's --precision; the ratio compares PyTorch at the same one")
+                        help="scalegrad's --precision; the ratio compares PyTorch's autocast in the "
+                             "same type (f16: both sides with dynamic loss scaling)")
     parser.add_argument("--compare-fusion-search", action="store_true",
                         help="also run scalegrad under burn's default kernel-fusion search")
     args = parser.parse_args()

@@ -138,9 +138,13 @@ pub struct Args {
     /// Skip the reference (Python) side.
     #[arg(long)]
     no_reference: bool,
-    /// `gpu` only: the GPU backend to build and time (wgpu, cuda, tch).
+    /// `gpu` only: the GPU backend to build and time (wgpu, cuda).
     #[arg(long, default_value = "wgpu")]
     backend: String,
+    /// `gpu` only: the type of scalegrad's products, timed against PyTorch's autocast in
+    /// the same type (f32: TF32 off).
+    #[arg(long, value_parser = ["f32", "bf16", "f16"])]
+    precision: Option<String>,
     /// Extra arguments passed to both sides (e.g. `--quick`).
     #[arg(last = true)]
     extra: Vec<String>,
@@ -182,8 +186,11 @@ pub fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
+    if args.precision.is_some() && args.name != "gpu" {
+        bail!("--precision is an option of `cargo xtask bench gpu` only");
+    }
     if args.name == "gpu" {
-        return crate::bench_gpu::run_gpu(&args.backend, &args.extra);
+        return crate::bench_gpu::run_gpu(&args.backend, args.precision.as_deref(), &args.extra);
     }
     let Some(spec) = SPECS.iter().find(|s| s.name == args.name) else {
         let names: Vec<_> = SPECS.iter().map(|s| s.name).collect();

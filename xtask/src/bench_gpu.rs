@@ -16,20 +16,37 @@ use crate::util::{cargo, root, run};
 
 /// The cargo feature of `scalegrad-cli` that builds `backend` for a GPU: `wgpu` with
 /// burn's SPIR-V compiler (the `vulkan` feature) where Vulkan is the API, plain `wgpu`
-/// on macOS (Metal).
-fn feature(backend: &str) -> Result<&'static str> {
+/// on macOS (Metal). `tch` is refused: scalegrad's `--backend tch` is libtorch on the
+/// CPU (burn's `Device::libtorch()`), so its ratio against PyTorch on CUDA would mean
+/// nothing.
+pub fn feature(backend: &str) -> Result<&'static str> {
     Ok(match backend {
         "wgpu" if cfg!(any(target_os = "linux", target_os = "windows")) => "vulkan",
         "wgpu" => "wgpu",
         "cuda" => "cuda",
-        "tch" => "tch",
-        other => bail!("`{other}` is not a GPU backend of scalegrad; use wgpu, cuda or tch"),
+        "tch" => bail!(
+            "scalegrad's `tch` backend runs libtorch on the CPU, so it is not a GPU backend; \
+             benchmark the GPU with --backend wgpu or --backend cuda"
+        ),
+        other => bail!("`{other}` is not a GPU backend of scalegrad; use wgpu or cuda"),
     })
 }
 
+/// The command that runs the bundle's script: the backend, the precision (f32 when
+/// `None`) and the arguments after `--`.
+fn script_args(backend: &str, precision: Option<&str>, extra: &[String]) -> Vec<String> {
+    let mut args = vec!["--backend".to_string(), backend.to_string()];
+    if let Some(precision) = precision {
+        args.extend(["--precision".to_string(), precision.to_string()]);
+    }
+    args.extend(extra.iter().cloned());
+    args
+}
+
 /// Builds the bundle and runs it where a CUDA GPU is visible to PyTorch.
-pub fn run_gpu(backend: &str, extra: &[String]) -> Result<()> {
+pub fn run_gpu(backend: &str, precision: Option<&str>, extra: &[String]) -> Result<()> {
     let feature = feature(backend)?;
+    let script = script_args(backend, precision, extra);
     run(cargo().args([
         "build",
         "--release",
@@ -48,7 +65,7 @@ pub fn run_gpu(backend: &str, extra: &[String]) -> Result<()> {
         &root().join("python/bench_gpu.py"),
         &bundle.join("bench_gpu.py"),
     )?;
-    let command = format!("python3 bench_gpu.py --backend {backend}");
+    let command = format!("python3 bench_gpu.py {}", script.join(" "));
     let python = crate::python::python().unwrap_or_else(|_| "python3".into());
     let has_gpu = Command::new(&python)
         .args([
@@ -68,8 +85,7 @@ pub fn run_gpu(backend: &str, extra: &[String]) -> Result<()> {
     }
     run(Command::new(python)
         .arg(bundle.join("bench_gpu.py"))
-        .args(["--backend", backend])
-        .args(extra)
+        .args(&script)
         .current_dir(&bundle))
 }
 
@@ -81,7 +97,7 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::feature;
+    use super::{feature, script_args};
 
     #[test]
     fn gpu_backends_map_to_their_build_features() {
@@ -90,8 +106,19 @@ mod tests {
             assert_eq!(wgpu, "vulkan");
         }
         assert_eq!(feature("cuda").unwrap(), "cuda");
-        assert_eq!(feature("tch").unwrap(), "tch");
-        let err = feature("flex").unwrap_err().to_string();
-        assert!(err.contains("not a GPU backend"), "{err}");
+        for cpu in ["tch", "flex"] {
+            let err = feature(cpu).unwrap_err().to_string();
+            assert!(err.contains("not a GPU backend"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_script_gets_the_precision_and_the_extra_arguments() {
+        let extra = ["--steps".to_string(), "5".to_string()];
+        assert_eq!(
+            script_args("wgpu", Some("bf16"), &extra).join(" "),
+            "--backend wgpu --precision bf16 --steps 5"
+        );
+        assert_eq!(script_args("cuda", None, &[]).join(" "), "--backend cuda");
     }
 }

@@ -125,6 +125,9 @@ pub fn build_cli(backend: &str, avx512: bool) -> Result<PathBuf> {
     let features = match backend {
         "flex" => "flex",
         "ndarray" => "ndarray",
+        // On a GPU: with burn's SPIR-V compiler where Vulkan is the API (see
+        // bench_gpu::feature).
+        "wgpu" if crate::bench_gpu::feature("wgpu")? == "vulkan" => "flex,vulkan",
         "wgpu" => "flex,wgpu",
         "cuda" => "flex,cuda",
         "tch" => "flex,tch",

@@ -4,7 +4,7 @@
 //! running scores and the top candidates are computed on the device and only the chosen
 //! ids (greedy) or the `2 * beams` candidates (beam search) are read back per step.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData, Transaction};
 
 use scalegrad_ops::decoding::ban_tokens_on_device;
 
@@ -70,12 +70,24 @@ impl Stepper for ModelStepper<'_> {
         let totals = (self.device_scores(tokens, histories, config, true) + running)
             .reshape([sources, beams * self.vocab]);
         let (values, indices) = totals.topk_with_indices(keep, 1);
+        // Both in one read (one synchronisation per step).
+        let [values, indices]: [TensorData; 2] = Transaction::default()
+            .register(values)
+            .register(indices)
+            .execute()
+            .try_into()
+            .expect("two tensors read");
         let values: Vec<f32> = values
-            .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
             .expect("f32 scores");
-        let indices = read_ids(indices.reshape([sources * keep]));
+        let indices: Vec<u32> = indices
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("integer ids")
+            .into_iter()
+            .map(|i| i as u32)
+            .collect();
         values
             .chunks_exact(keep)
             .zip(indices.chunks_exact(keep))

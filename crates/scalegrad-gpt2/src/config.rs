@@ -102,7 +102,8 @@ pub struct Gpt2Config {
     /// Additionally scale attention scores of block `i` by `1 / (i + 1)`.
     #[serde(default)]
     pub scale_attn_by_inverse_layer_idx: bool,
-    /// Upcast attention to f32 under mixed precision; a no-op here (always f32 math).
+    /// Upcast attention to f32 under mixed precision; a no-op here: the softmax is always
+    /// f32, and with a half `Precision` the score products take half operands either way.
     #[serde(default)]
     pub reorder_and_upcast_attn: bool,
     /// Cross-attention blocks (encoder-decoder use); not supported.

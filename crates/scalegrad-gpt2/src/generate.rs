@@ -72,9 +72,15 @@ pub fn generate(
             )));
         }
     }
-    // Decoding runs on a worker of the rayon pool, so the matrix products that are split
-    // over the pool run one part on this thread instead of waking it up after every one.
-    rayon::scope(|_| decode(model, prompts, config))
+    // On a CPU backend decoding runs on a worker of the rayon pool, so the matrix
+    // products that are split over the pool run one part on this thread instead of
+    // waking it up after every one. A device backend keeps the caller's thread (its
+    // operations queue on that thread's stream, where the weights were loaded).
+    if model.execution().is_host() {
+        rayon::scope(|_| decode(model, prompts, config))
+    } else {
+        decode(model, prompts, config)
+    }
 }
 
 fn decode(

@@ -1,5 +1,6 @@
 //! Mixed precision: the floating-point type of the products.
 
+use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, FloatDType, Tensor};
@@ -107,8 +108,15 @@ impl Compute {
         self.precision.matmul(a, b)
     }
 
-    /// burn's fused attention with queries, keys, values (and an additive `bias`) in
-    /// this precision, the result in f32 (the kernel's softmax accumulates in f32).
+    /// Attention of queries on keys and values (`mask`: `true` hides a key; `bias` is
+    /// added to the scores), the result in f32.
+    ///
+    /// In f32, and in a half type on a host backend without autodiff, it is burn's
+    /// fused attention (flex computes a half attention entirely in f32). Elsewhere a
+    /// half type takes [`explicit_attention`]: burn's autodiff and CubeCL backends fall
+    /// back to separate kernels in the input's type (whenever a scale or a bias is
+    /// given, and always when training), which would run the softmax, its maximum and
+    /// its sum over hundreds of keys in the half type.
     pub fn attention(
         self,
         [q, k, v]: [Tensor<4>; 3],
@@ -118,6 +126,9 @@ impl Compute {
     ) -> Tensor<4> {
         match self.precision.half() {
             None => attention(q, k, v, mask, bias, options),
+            Some(_) if !self.is_host() || q.device().is_autodiff() => {
+                explicit_attention(self.precision, [q, k, v], mask, bias, options)
+            }
             Some(half) => attention(
                 q.cast(half),
                 k.cast(half),
@@ -129,6 +140,49 @@ impl Compute {
             .cast(FloatDType::F32),
         }
     }
+}
+
+/// Attention as separate operations: the products of queries with keys and of the
+/// probabilities with values in `precision`, the scores, the masks and the softmax in
+/// f32 (what transformers' eager attention does under autocast). `mask` (`true` hides
+/// a key) broadcasts to `[batch, heads, queries, keys]`; causal masking aligns queries
+/// with the last keys, as burn's attention does. Hidden scores are set to `f32::MIN`
+/// rather than minus infinity, so a row with every key hidden averages the values
+/// instead of giving NaN.
+fn explicit_attention(
+    precision: Precision,
+    [q, k, v]: [Tensor<4>; 3],
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    options: AttentionModuleOptions,
+) -> Tensor<4> {
+    let [batch, heads, queries, dim] = q.dims();
+    let keys = k.dims()[2];
+    let scale = options.scale.unwrap_or(1.0 / (dim as f64).sqrt());
+    let mut scores = precision.matmul(q, k.swap_dims(2, 3)) * scale;
+    if let Some(cap) = options.softcap {
+        scores = (scores / cap).tanh() * cap;
+    }
+    if let Some(bias) = bias {
+        scores = scores + bias;
+    }
+    let device = scores.device();
+    let mut hidden = mask.map(|m| m.expand([batch, heads, queries, keys]));
+    if options.is_causal {
+        // Query i sits at key position keys - queries + i and sees keys up to it.
+        let causal =
+            Tensor::<2, Bool>::tril_mask([queries, keys], keys as i64 - queries as i64, &device)
+                .reshape([1, 1, queries, keys])
+                .expand([batch, heads, queries, keys]);
+        hidden = Some(match hidden {
+            Some(m) => m.bool_or(causal),
+            None => causal,
+        });
+    }
+    if let Some(hidden) = hidden {
+        scores = scores.mask_fill(hidden, f32::MIN);
+    }
+    precision.matmul(softmax(scores, 3), v)
 }
 
 impl From<Execution> for Compute {
@@ -179,6 +233,94 @@ mod tests {
             let err: f32 = (got.clone() - exact.clone()).abs().max().into_scalar();
             assert!(err > 0.0, "{precision}: the operands were not rounded");
             assert!(err < tolerance, "{precision}: error {err}");
+        }
+    }
+
+    #[test]
+    fn explicit_attention_in_f32_equals_burns_attention() {
+        // Fewer queries than keys (causal alignment at the end), a key mask, a bias.
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let [q, k, v] = [[2, 3, 5, 8], [2, 3, 7, 8], [2, 3, 7, 8]]
+            .map(|shape| Tensor::<4>::random(shape, normal, &device));
+        let bias = Tensor::<4>::random([2, 1, 5, 7], normal, &device);
+        let mask = Tensor::<4>::random([2, 1, 1, 7], Distribution::Uniform(0.0, 1.0), &device)
+            .lower_elem(0.3);
+        for is_causal in [false, true] {
+            let options = AttentionModuleOptions {
+                scale: Some(0.3),
+                softcap: None,
+                is_causal,
+            };
+            let qkv = [q.clone(), k.clone(), v.clone()];
+            let want = attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                Some(mask.clone().expand([2, 3, 5, 7])),
+                Some(bias.clone().expand([2, 3, 5, 7])),
+                options,
+            );
+            let got = explicit_attention(
+                Precision::F32,
+                qkv,
+                Some(mask.clone()),
+                Some(bias.clone()),
+                options,
+            );
+            let err: f32 = (got - want).abs().max().into_scalar();
+            assert!(err < 1e-5, "causal {is_causal}: {err}");
+        }
+    }
+
+    #[test]
+    fn half_attention_takes_the_f32_softmax_route_when_training_and_on_devices() {
+        // Which route runs: the explicit one (f32 softmax) on an autodiff device and with
+        // device execution, burn's fused kernel on a host device without autodiff (flex
+        // computes it in f32). Each is compared bit for bit with the route it must be,
+        // and with f32 within the operands' rounding.
+        let options = AttentionModuleOptions {
+            scale: Some(0.125),
+            softcap: None,
+            is_causal: true,
+        };
+        let normal = Distribution::Normal(0.0, 1.0);
+        for device in [Device::flex().autodiff(), Device::flex()] {
+            let [q, k, v] = [[1, 2, 6, 8], [1, 2, 9, 8], [1, 2, 9, 8]]
+                .map(|shape| Tensor::<4>::random(shape, normal, &device));
+            let qkv = || [q.clone(), k.clone(), v.clone()];
+            let exact = Compute::from(Execution::Device).attention(qkv(), None, None, options);
+            for precision in [Precision::Bf16, Precision::F16] {
+                let half = precision.half().unwrap();
+                let explicit = explicit_attention(precision, qkv(), None, None, options);
+                let fused = attention(
+                    q.clone().cast(half),
+                    k.clone().cast(half),
+                    v.clone().cast(half),
+                    None,
+                    None,
+                    options,
+                )
+                .cast(FloatDType::F32);
+                for execution in [Execution::Host, Execution::Device, Execution::Fused] {
+                    let compute = Compute {
+                        execution,
+                        precision,
+                    };
+                    let got = compute.attention(qkv(), None, None, options);
+                    assert_eq!(got.dtype(), DType::F32);
+                    let route = if execution.is_host() && !device.is_autodiff() {
+                        fused.clone()
+                    } else {
+                        explicit.clone()
+                    };
+                    let what = format!("{precision} {execution} {device:?}");
+                    let same: f32 = (got.clone() - route).abs().max().into_scalar();
+                    assert_eq!(same, 0.0, "{what}: not the expected route");
+                    let err: f32 = (got - exact.clone()).abs().max().into_scalar();
+                    assert!(err > 0.0 && err < 0.05, "{what}: {err} from f32");
+                }
+            }
         }
     }
 

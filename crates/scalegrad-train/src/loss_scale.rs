@@ -7,7 +7,12 @@
 //! infinite or NaN norm) is skipped and the scale halved; after `GROWTH_INTERVAL`
 //! clean steps in a row the scale doubles.
 
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+
+use crate::optim::{global_norm_tensor, scale_gradients};
 
 /// The scaler's state; a checkpoint keeps it so that a resumed run scales as an
 /// uninterrupted one.
@@ -56,6 +61,24 @@ impl LossScaler {
             self.clean_steps = 0;
         }
         true
+    }
+
+    /// The step's side of `GradScaler`: divides `grads` by the scale (in f32), takes
+    /// their global norm and [`update`](Self::update)s with whether it is finite. Returns
+    /// whether to take the optimiser step and the unscaled norm, which clipping and the
+    /// log use (infinite or NaN when the step is skipped). One host read per step, as
+    /// PyTorch's found-inf check.
+    pub fn unscale<M: Module>(
+        &mut self,
+        module: &M,
+        grads: &mut GradientsParams,
+    ) -> (bool, Option<Tensor<1>>) {
+        scale_gradients(module, grads, 1.0 / self.scale);
+        let norm = global_norm_tensor(module, grads);
+        let finite = norm
+            .as_ref()
+            .is_none_or(|n| n.clone().into_scalar::<f32>().is_finite());
+        (self.update(finite), norm)
     }
 }
 
@@ -109,6 +132,41 @@ mod tests {
         );
         s.update(true);
         assert_eq!(s.scale, 131072.0);
+    }
+
+    #[test]
+    fn unscaling_divides_by_the_scale_before_the_norm_and_skips_an_overflow() {
+        use burn::nn::{Linear, LinearConfig};
+        use burn::tensor::{Device, Distribution};
+
+        let device = Device::flex().autodiff();
+        let layer: Linear = LinearConfig::new(4, 3).init(&device);
+        let grads = |x: Tensor<2>, factor: f64| {
+            let loss = layer.forward(x).sum() * factor;
+            GradientsParams::from_grads(loss.backward(), &layer)
+        };
+        let x = Tensor::<2>::random([5, 4], Distribution::Normal(0.0, 1.0), &device);
+        let plain = global_norm_tensor(&layer, &grads(x.clone(), 1.0))
+            .unwrap()
+            .into_scalar::<f32>();
+
+        let mut scaler = LossScaler::new();
+        let mut scaled = grads(x.clone(), scaler.scale);
+        let (take, norm) = scaler.unscale(&layer, &mut scaled);
+        let norm = norm.unwrap().into_scalar::<f32>();
+        assert!(take);
+        assert!((norm - plain).abs() <= 1e-5 * plain, "{norm} vs {plain}");
+        assert_eq!((scaler.scale, scaler.clean_steps), (65536.0, 1));
+
+        // An infinite input gives infinite (or NaN) gradients: skip, halve, report it.
+        let bad = x
+            .clone()
+            .slice_assign([0..1, 0..1], Tensor::full([1, 1], f32::INFINITY, &device));
+        let mut overflowed = grads(bad, scaler.scale);
+        let (take, norm) = scaler.unscale(&layer, &mut overflowed);
+        assert!(!take);
+        assert!(!norm.unwrap().into_scalar::<f32>().is_finite());
+        assert_eq!((scaler.scale, scaler.skipped_steps), (32768.0, 1));
     }
 
     #[test]

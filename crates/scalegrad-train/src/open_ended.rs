@@ -2,7 +2,7 @@
 //! next-token metrics on teacher-forced windows and with continuation metrics on
 //! decoded text (REFERENCE.md §2).
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData, Transaction};
 use scalegrad_data::{BatchSampler, LmBatch, LmWindows, collate_lm};
 use scalegrad_gpt2::{GenerationConfig, Gpt2, Strategy, generate};
 use scalegrad_metrics::{
@@ -175,11 +175,20 @@ pub fn next_token_predictions(
         };
         nll.push((log_norm - target_logit).reshape([len]));
     }
+    // The three in one read (one synchronisation per batch).
+    let read = Transaction::default()
+        .register(Tensor::cat(ranks, 0))
+        .register(Tensor::cat(argmax, 0))
+        .register(Tensor::cat(nll, 0))
+        .try_execute()
+        .map_err(|e| format!("reading the next-token statistics: {e:?}"))?;
+    let [ranks, argmax, nll]: [TensorData; 3] = read
+        .try_into()
+        .map_err(|_| "the read returned other than three tensors".to_string())?;
     Ok(Predictions {
-        ranks: int_values(Tensor::cat(ranks, 0))?,
-        argmax: int_values(Tensor::cat(argmax, 0))?,
-        nll: Tensor::cat(nll, 0)
-            .into_data()
+        ranks: int_values(ranks)?,
+        argmax: int_values(argmax)?,
+        nll: nll
             .convert::<f32>()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?,
@@ -346,9 +355,8 @@ pub fn evaluate(
     ))
 }
 
-fn int_values<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<u32>, String> {
-    let v: Vec<i64> = t
-        .into_data()
+fn int_values(data: TensorData) -> Result<Vec<u32>, String> {
+    let v: Vec<i64> = data
         .convert::<i64>()
         .try_to_vec::<i64>()
         .map_err(|e| format!("{e:?}"))?;

@@ -136,17 +136,39 @@ pub fn objective_in_chunks<T: Task>(
     chunk_bytes: usize,
 ) -> LossOutput {
     let (hidden, targets) = task.hidden(model, batch, device);
+    head_objective_in_chunks(
+        hidden,
+        targets,
+        task.vocab_size(model),
+        |hidden| task.head(model, hidden),
+        objective,
+        chunk_bytes,
+    )
+}
+
+/// [`objective_in_chunks`] from a forward pass's final hidden states (`[rows, T, H]`)
+/// and targets (`[rows, T]`): `head` turns hidden states into `[rows, T, vocab]` logits.
+/// What the trainer's step computes after the model's body, for callers that time or
+/// check it without a [`Task`] (the GPU benchmark).
+pub fn head_objective_in_chunks(
+    hidden: Tensor<3>,
+    targets: Tensor<2, Int>,
+    vocab: usize,
+    head: impl Fn(Tensor<3>) -> Tensor<3>,
+    objective: &Objective,
+    chunk_bytes: usize,
+) -> LossOutput {
     let [rows, len, _] = hidden.dims();
-    let row_bytes = len * task.vocab_size(model) * std::mem::size_of::<f32>();
+    let row_bytes = len * vocab * std::mem::size_of::<f32>();
     let per_chunk = (chunk_bytes / row_bytes.max(1)).clamp(1, rows.max(1));
     if per_chunk >= rows {
-        return objective.forward_detailed(task.head(model, hidden), targets);
+        return objective.forward_detailed(head(hidden), targets);
     }
     let parts: Vec<LossOutput> = (0..rows)
         .step_by(per_chunk)
         .map(|start| {
             let n = per_chunk.min(rows - start);
-            let logits = task.head(model, hidden.clone().narrow(0, start, n));
+            let logits = head(hidden.clone().narrow(0, start, n));
             objective.forward_detailed(logits, targets.clone().narrow(0, start, n))
         })
         .collect();

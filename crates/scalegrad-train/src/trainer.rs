@@ -19,8 +19,11 @@
 //! [`Execution::Device`] or `Fused`). They are read in one transfer at the steps that need them:
 //! each `log_every` step (which also reads the gradient norm it logs), and before a
 //! validation or a checkpoint, so that a NaN loss is caught before anything is saved.
-//! The other reads are validation itself (one per validation batch) and saving. So an
-//! optimiser step between two log steps performs no device-to-host read. With
+//! The other reads are validation itself (one for all its batches) and saving. So an
+//! optimiser step between two log steps performs no device-to-host read, except in
+//! f16: there every step reads its unscaled gradient norm once, to skip a step whose
+//! gradients overflowed before the optimiser sees them (as PyTorch's `GradScaler`
+//! does; [`LossScaler::unscale`]). bf16 and f32 need no such read. With
 //! [`Execution::Host`] (CPU backends) every tensor already lives in host memory; there
 //! the clipping factor is read on the host, which saves a pass over the gradients when
 //! no clipping is needed.
@@ -41,7 +44,7 @@ use crate::checkpoint::{self, Best, LogWindow, Sums, TrainState};
 use crate::config::{RunConfig, SelectBy, changed_training_keys};
 use crate::log::{Event, Progress, RunLog};
 use crate::loss_scale::LossScaler;
-use crate::optim::{AdamWUpdate, adamw, clip_to_norm, global_norm_tensor, scale_gradients};
+use crate::optim::{AdamWUpdate, adamw, clip_to_norm, global_norm_tensor};
 use crate::schedule::Schedule;
 
 /// A failure of the loop, with what the user can do about it.
@@ -253,12 +256,8 @@ pub fn train<T: Task>(
         let take_step = match state.loss_scaler.as_mut() {
             None => true,
             Some(scaler) => {
-                scale_gradients(&model, &mut grads, 1.0 / scaler.scale);
-                norm = global_norm_tensor(&model, &grads);
-                let finite = norm
-                    .as_ref()
-                    .is_none_or(|n| n.clone().into_scalar::<f32>().is_finite());
-                let take = scaler.update(finite);
+                let (take, unscaled) = scaler.unscale(&model, &mut grads);
+                norm = unscaled;
                 if !take {
                     window.skipped += 1;
                 }
@@ -266,7 +265,7 @@ pub fn train<T: Task>(
             }
         };
         let lr = schedule.lr(state.step);
-        let grad_norm = if take_step {
+        if take_step {
             // Only clipping and logged steps need the norm.
             if norm.is_none() && (opt.max_grad_norm.is_some() || log_now) {
                 norm = global_norm_tensor(&model, &grads);
@@ -275,12 +274,11 @@ pub fn train<T: Task>(
                 clip_to_norm(&model, &mut grads, n, max, spec.execution);
             }
             model = optimizer.step(lr, model, grads);
-            norm
-        } else {
-            None
-        };
+        }
         state.step = step;
-        pending.push(step_stats.expect("grad_accumulation >= 1"), grad_norm);
+        // A skipped step passes its overflowed norm on, so a skipped log step logs that
+        // (null in the JSON) rather than an earlier step's.
+        pending.push(step_stats.expect("grad_accumulation >= 1"), norm);
 
         let validate_now = step % config.training.eval_every == 0 || step == stop_at;
         let checkpoint_now = match config.training.checkpoint_every {

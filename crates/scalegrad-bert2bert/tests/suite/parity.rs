@@ -302,3 +302,111 @@ fn generation_config_json_replaces_config_json_settings_as_in_transformers() {
     assert_eq!(resolved.early_stopping, EarlyStopping::Heuristic);
     assert_eq!(resolved.pad_token_id, Some(102), "pad falls back to EOS");
 }
+
+/// Greedy decoding with bf16 and f16 products gives the f32 ids (which equal
+/// transformers' on these fixtures, above) wherever f32's top-2 logit margin at the step
+/// is at least 0.1 (bf16) or 0.02 (f16): a divergence is allowed only where the f32
+/// choice was that close. EOS is off, so each row decodes 19 tokens.
+#[test]
+fn half_precision_greedy_ids_equal_f32_where_the_top2_margin_allows() {
+    use scalegrad_ops::Precision;
+    let device = Device::flex();
+    let e = expected();
+    let model = load("tiny-st").model;
+    let src = ids(&e["source_ids"], &device);
+    let mask = ids(&e["source_mask"], &device);
+    let config = GenerationConfig {
+        pad_token_id: Some(0),
+        ..GenerationConfig::greedy(20, 101, None)
+    };
+    let want = generate(&model, src.clone(), Some(mask.clone()), &config).unwrap();
+    let mut compared = 0;
+    for (precision, margin) in [(Precision::Bf16, 0.1f32), (Precision::F16, 0.02)] {
+        for execution in EXECUTIONS {
+            let half = model
+                .clone()
+                .with_precision(precision)
+                .with_execution(execution);
+            let got = generate(&half, src.clone(), Some(mask.clone()), &config).unwrap();
+            for (row, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(w.tokens.len(), 19);
+                let Some(i) = g.tokens.iter().zip(&w.tokens).position(|(a, b)| a != b) else {
+                    assert_eq!(g.tokens.len(), w.tokens.len());
+                    compared += w.tokens.len();
+                    continue;
+                };
+                compared += i;
+                // f32's logits at the diverging step: the decoder fed the start token
+                // and f32's ids before it.
+                let prefix: Vec<i64> = std::iter::once(101)
+                    .chain(w.tokens[..i].iter().map(|&t| t as i64))
+                    .collect();
+                let len = prefix.len();
+                let decoder =
+                    Tensor::<2, Int>::from_data(TensorData::new(prefix, [1, len]), &device);
+                let logits = model.forward(
+                    src.clone().narrow(0, row, 1),
+                    Some(mask.clone().narrow(0, row, 1)),
+                    decoder,
+                    None,
+                );
+                let mut last = logits
+                    .narrow(1, len - 1, 1)
+                    .try_into_vec_as::<f32>()
+                    .unwrap();
+                last.sort_by(|a, b| b.total_cmp(a));
+                let gap = last[0] - last[1];
+                assert!(
+                    gap < margin,
+                    "{precision} ({execution}) left the f32 ids of row {row} at step {i} where \
+                     f32's top-2 margin is {gap} (>= {margin}): {:?} vs {:?}",
+                    g.tokens,
+                    w.tokens
+                );
+            }
+        }
+    }
+    eprintln!("{compared} ids equal before any divergence");
+    assert!(compared >= 2 * 3 * 3 * 15, "only {compared} ids compared");
+}
+
+/// The training path (autodiff, explicit attention with an f32 softmax) with half
+/// products: logits within the half type's rounding of f32's, and not f32's exactly.
+#[test]
+fn half_precision_training_logits_stay_within_rounding_of_f32() {
+    use scalegrad_ops::Precision;
+    let device = Device::flex().autodiff();
+    let e = expected();
+    let dir = fixtures().join("tiny-bin");
+    let mut config = Bert2BertConfig::from_file(&dir.join("config.json")).unwrap();
+    for side in [&mut config.encoder, &mut config.decoder] {
+        side.hidden_dropout_prob = 0.0;
+        side.attention_probs_dropout_prob = 0.0;
+    }
+    let model = load_weights(&config, &dir.join("pytorch_model.bin"), &device).unwrap();
+    let logits = |model: &Bert2Bert| {
+        model
+            .forward(
+                ids(&e["source_ids"], &device),
+                Some(ids(&e["source_mask"], &device)),
+                ids(&e["target_ids"], &device),
+                Some(ids(&e["target_mask"], &device)),
+            )
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    };
+    let exact = logits(&model);
+    let scale = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (precision, tolerance) in [(Precision::Bf16, 0.03f32), (Precision::F16, 0.004)] {
+        let got = logits(&model.clone().with_precision(precision));
+        let worst = got
+            .iter()
+            .zip(&exact)
+            .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(worst > 0.0, "{precision}: the products were not rounded");
+        assert!(
+            worst <= tolerance * scale,
+            "{precision}: max |diff| {worst} against logits up to {scale}"
+        );
+    }
+}

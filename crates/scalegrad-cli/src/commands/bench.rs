@@ -35,9 +35,11 @@ use scalegrad_bert2bert::{
 };
 use scalegrad_gpt2::{GenerationConfig, Gpt2, Gpt2Config, generate, shift_for_next_token};
 use scalegrad_loss::{Objective, ObjectiveConfig};
-use scalegrad_ops::Execution;
-use scalegrad_train::config::OptimizerSection;
-use scalegrad_train::optim::{AdamWUpdate, adamw};
+use scalegrad_ops::{Compute, Execution};
+use scalegrad_train::config::{DEFAULT_CHUNK_MIB, OptimizerSection};
+use scalegrad_train::loss_scale::LossScaler;
+use scalegrad_train::optim::{AdamWUpdate, adamw, clip_to_norm, global_norm_tensor};
+use scalegrad_train::task::head_objective_in_chunks;
 use serde_json::json;
 
 use super::on_device;
@@ -162,6 +164,10 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     // The timed models compute in the precision asked for; the --check comparison
     // against flex stays f32.
     let precision = args.device.precision_on(device)?;
+    let compute = Compute {
+        execution,
+        precision,
+    };
     let shapes = args.size.shapes();
     let wanted = |case: &str| args.only.is_empty() || args.only.iter().any(|o| case.contains(o));
     let load_gpt2 = |device: &Device, execution: Execution| -> Result<Gpt2> {
@@ -204,7 +210,7 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
             let timing = on_device(&case, ADVICE, || {
                 let model = load_gpt2(&train_device, execution)?.with_precision(precision);
                 let objective = objective.init(Some(-100)).context("the objective")?;
-                time_gpt2_train(model, &objective, batch, len, args.steps, execution)
+                time_gpt2_train(model, &objective, batch, len, args.steps, compute)
             })?;
             timing.print(&case, "tokens_per_s", (batch * len) as f64);
         }
@@ -215,7 +221,7 @@ fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
         let timing = on_device(&case, ADVICE, || {
             let (model, vocab) = load_b2b(&train_device, execution)?;
             let model = model.with_precision(precision);
-            time_b2b_train(model, vocab, shapes.b2b_train, args.steps, execution)
+            time_b2b_train(model, vocab, shapes.b2b_train, args.steps, compute)
         })?;
         timing.print(&case, "tokens_per_s", (batch * (source + target)) as f64);
     }
@@ -331,22 +337,49 @@ fn optimizer(execution: Execution) -> Result<burn::optim::ModuleOptimizer> {
     Ok(adamw(&section, AdamWUpdate::for_execution(execution)))
 }
 
-/// Timing of `steps` optimiser steps of training `model` on `loss` (forward, backward, an
-/// AdamW step at `lr`) after two warm-up steps, between two device synchronisations.
+/// The gradient clipping of the timed train steps: the `full` configs' and Hugging Face
+/// Trainer's default `max_grad_norm` (python/bench_gpu.py clips the same).
+const MAX_GRAD_NORM: f64 = 1.0;
+
+/// Timing of `steps` optimiser steps of training `model` on `loss` after two warm-up
+/// steps, between two device synchronisations. A step is the trainer's: the device
+/// reseeded (dropout masks follow the step), forward, backward, the global gradient norm
+/// clipped to [`MAX_GRAD_NORM`] on the device, an AdamW step at `lr`. In f16 it scales
+/// the loss and unscales and checks the gradients as the trainer does
+/// ([`LossScaler::unscale`], one read per step), as PyTorch's side does with its
+/// `GradScaler`.
 fn time_steps<M: Module>(
     mut model: M,
     device: &Device,
     steps: usize,
-    execution: Execution,
+    compute: Compute,
     lr: f64,
     loss: impl Fn(&M) -> Tensor<1>,
 ) -> Result<Timing> {
-    let mut optim = optimizer(execution)?;
+    let mut optim = optimizer(compute.execution)?;
+    let mut scaler = compute.precision.needs_loss_scaling().then(LossScaler::new);
     let mut last = None;
+    let mut seed = 0u64;
     let mut step = |model: M| {
+        seed += 1;
+        device.seed(seed);
         let loss = loss(&model);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        last = Some(loss.detach());
+        last = Some(loss.clone().detach());
+        let loss = match &scaler {
+            Some(scaler) => loss * scaler.scale,
+            None => loss,
+        };
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norm = match scaler.as_mut() {
+            Some(scaler) => match scaler.unscale(&model, &mut grads) {
+                (true, norm) => norm,
+                (false, _) => return model,
+            },
+            None => global_norm_tensor(&model, &grads),
+        };
+        if let Some(norm) = norm {
+            clip_to_norm(&model, &mut grads, &norm, MAX_GRAD_NORM, compute.execution);
+        }
         optim.step(lr, model, grads)
     };
     for _ in 0..2 {
@@ -382,13 +415,27 @@ fn time_gpt2_train(
     batch: usize,
     len: usize,
     steps: usize,
-    execution: Execution,
+    compute: Compute,
 ) -> Result<Timing> {
     let device = model.device();
-    let ids = ids(batch, len, model.config().vocab_size, 1, &device);
-    time_steps(model, &device, steps, execution, 2e-5, |model| {
-        let (logits, targets) = shift_for_next_token(model.forward(ids.clone(), None), ids.clone());
-        objective.forward(logits, targets)
+    let vocab = model.config().vocab_size;
+    let ids = ids(batch, len, vocab, 1, &device);
+    time_steps(model, &device, steps, compute, 2e-5, |model| {
+        // The trainer's computation: the body, then the LM head and the objective in
+        // chunks of at most `training.chunk_mib`'s default of logits.
+        let hidden = model
+            .forward_hidden(ids.clone(), None)
+            .narrow(1, 0, len - 1);
+        let targets = ids.clone().narrow(1, 1, len - 1);
+        head_objective_in_chunks(
+            hidden,
+            targets,
+            vocab,
+            |hidden| model.lm_head(hidden),
+            objective,
+            DEFAULT_CHUNK_MIB << 20,
+        )
+        .loss
     })
 }
 
@@ -398,7 +445,7 @@ fn time_b2b_train(
     vocab: u32,
     (batch, source, target): (usize, usize, usize),
     steps: usize,
-    execution: Execution,
+    compute: Compute,
 ) -> Result<Timing> {
     let device = model.device();
     let objective = ObjectiveConfig::Mle
@@ -408,14 +455,22 @@ fn time_b2b_train(
     let mask = Tensor::<2, Int>::ones([batch, source], &device);
     let labels = ids(batch, target, vocab as usize, 3, &device);
     let decoder_ids = shift_tokens_right(labels.clone(), 0, 101);
-    time_steps(model, &device, steps, execution, 1e-4, |model| {
-        let logits = model.forward(
+    time_steps(model, &device, steps, compute, 1e-4, |model| {
+        let hidden = model.forward_hidden(
             source_ids.clone(),
             Some(mask.clone()),
             decoder_ids.clone(),
             None,
         );
-        objective.forward(logits, labels.clone())
+        head_objective_in_chunks(
+            hidden,
+            labels.clone(),
+            vocab as usize,
+            |hidden| model.decoder.logits(hidden),
+            &objective,
+            DEFAULT_CHUNK_MIB << 20,
+        )
+        .loss
     })
 }
 

@@ -147,11 +147,12 @@ pub fn run(args: Args) -> Result<()> {
     let strategy = args.strategy()?;
     let prompts = args.prompts()?;
     let device = args.device.backend.device()?;
+    // Refused before the model is fetched or loaded.
+    let precision = args.device.precision_on(&device)?;
 
     let dir = args.model.dir()?;
     let (model, report) = Gpt2::from_pretrained(&dir, &device)
         .with_context(|| format!("loading the GPT-2 checkpoint in {}", dir.display()))?;
-    let precision = args.device.precision_on(&device)?;
     let model = model
         .with_execution(args.device.backend.execution())
         .with_precision(precision);

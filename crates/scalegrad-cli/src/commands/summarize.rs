@@ -222,11 +222,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     let articles = read_articles(&args.input)?;
     let device = args.device.backend.device()?;
+    // Refused before the model is fetched or loaded.
+    let precision = args.device.precision_on(&device)?;
 
     let dir = args.model.dir()?;
     let mut loaded = load_pretrained(&dir, &device)
         .with_context(|| format!("loading the BERT2BERT checkpoint in {}", dir.display()))?;
-    let precision = args.device.precision_on(&device)?;
     loaded.model = loaded
         .model
         .with_execution(args.device.backend.execution())

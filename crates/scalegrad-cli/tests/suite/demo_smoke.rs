@@ -272,13 +272,14 @@ fn restart_never_deletes_what_is_not_a_run_folder() {
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "mine");
 }
 
-/// Two training steps, evaluation and a short greedy decode on wgpu (Mesa's software
-/// Vulkan in CI), so the device execution paths (burn's AdamW, statistics and clipping on
-/// the device, chunked next-token evaluation, decoding on the device) run in every CI
-/// run; then the flex-trained model evaluated on both backends: perplexity within 1e-3
-/// (relative) and identical greedy continuations. (Scratch initialisation draws from the
-/// device's generator, which differs between backends, so the comparison starts from
-/// one set of saved weights.)
+/// Training, evaluation and a short greedy decode on wgpu (Mesa's software Vulkan in
+/// CI), so the device execution paths (burn's AdamW, statistics and clipping on the
+/// device, the chunked LM head and loss, chunked next-token evaluation, decoding on the
+/// device) run in every CI run, compared with flex from one set of weights (scratch
+/// initialisation draws from the device's generator, which differs between backends):
+/// three training steps from a flex-trained model log losses within 1e-3 (relative) on
+/// both, and that model evaluated on both gives perplexity within 1e-3 and identical
+/// greedy continuations.
 #[cfg(feature = "wgpu")]
 #[test]
 fn train_steps_and_decoding_on_wgpu_agree_with_flex() {
@@ -300,33 +301,65 @@ fn train_steps_and_decoding_on_wgpu_agree_with_flex() {
         .unwrap();
         path
     };
-    for backend in ["flex", "wgpu"] {
-        succeeded(&train(
-            &config(backend),
-            &out,
-            &["--max-steps", "2", "--backend", backend],
-        ));
-    }
-    let wgpu_run = out.join("open-ended/wgpu");
-    let metrics = json(&wgpu_run.join("metrics.json"));
-    assert_eq!(metrics["provenance"]["backend"], "wgpu");
-    assert_eq!(
-        metrics["open_ended"]["continuations"][0]["token"]["tokens"],
-        16
-    );
-    let losses: Vec<f64> = events(&wgpu_run)
-        .iter()
-        .filter(|e| e["event"] == "train")
-        .map(|e| e["loss"].as_f64().unwrap())
-        .collect();
-    assert_eq!(losses.len(), 2, "{losses:?}");
-    assert!(
-        losses.iter().all(|l| l.is_finite() && *l > 0.0),
-        "{losses:?}"
-    );
-
-    // The same weights on both backends.
+    succeeded(&train(
+        &config("flex"),
+        &out,
+        &["--max-steps", "2", "--backend", "flex"],
+    ));
     let best = out.join("open-ended/flex/best");
+
+    // Three more steps from those weights on each backend (the demo has no dropout),
+    // with the LM head and loss in 4 MiB chunks (the logits are 32 MiB).
+    let text = {
+        let start = text.find("source = \"scratch\"").unwrap();
+        let end = text.find("[data]").unwrap();
+        let source = format!("source = {:?}\n\n", best.to_str().unwrap());
+        format!("{}{source}{}", &text[..start], &text[end..])
+            .replace("[training]\n", "[training]\nchunk_mib = 4\n")
+    };
+    let mut losses = Vec::new();
+    for backend in ["flex", "wgpu"] {
+        let name = format!("tuned{backend}");
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            text.replace("name = \"sg0.2\"", &format!("name = \"{name}\"")),
+        )
+        .unwrap();
+        succeeded(&train(
+            &path,
+            &out,
+            &["--max-steps", "3", "--backend", backend],
+        ));
+        let run = out.join(format!("open-ended/{name}"));
+        losses.push(
+            events(&run)
+                .iter()
+                .filter(|e| e["event"] == "train")
+                .map(|e| e["loss"].as_f64().unwrap())
+                .collect::<Vec<f64>>(),
+        );
+        if backend == "wgpu" {
+            let metrics = json(&run.join("metrics.json"));
+            assert_eq!(metrics["provenance"]["backend"], "wgpu");
+            assert_eq!(
+                metrics["open_ended"]["continuations"][0]["token"]["tokens"],
+                16
+            );
+        }
+    }
+    assert_eq!(losses[0].len(), 3, "{losses:?}");
+    assert_eq!(losses[1].len(), 3, "{losses:?}");
+    for (flex, wgpu) in losses[0].iter().zip(&losses[1]) {
+        assert!(
+            flex.is_finite() && (flex - wgpu).abs() <= 1e-3 * flex,
+            "training losses: flex {:?}, wgpu {:?}",
+            losses[0],
+            losses[1]
+        );
+    }
+
+    // The same weights evaluated on both backends.
     let mut evaluated = Vec::new();
     for backend in ["flex", "wgpu"] {
         let name = format!("eval{backend}");

@@ -271,3 +271,22 @@ fn a_hub_id_resolves_through_the_offline_cache() {
     let err = failure(&out);
     assert!(err.contains("scalegrad/not-cached"), "{err}");
 }
+
+/// A binary built with wgpu stays quiet on flex: wgpu (and Mesa behind it) is never
+/// started, so nothing warns about the runtime directory a Vulkan driver wants.
+#[cfg(feature = "wgpu")]
+#[test]
+fn a_wgpu_build_prints_no_wgpu_warnings_on_flex() {
+    let out = common::run(
+        scalegrad()
+            .args(["generate", "--backend", "flex", "--model"])
+            .arg(model_dir())
+            .args(["--prompt", "Hello", "--max-new-tokens", "3"])
+            .env_remove("XDG_RUNTIME_DIR"),
+    );
+    common::succeeded(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for word in ["XDG_RUNTIME_DIR", "wgpu", "Vulkan", "MESA"] {
+        assert!(!stderr.contains(word), "{word} in:\n{stderr}");
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{self, events, failure, succeeded};
+use crate::common::{self, events, succeeded};
 use serde_json::Value;
 
 /// The open-ended demo, 100 steps of batch 8, logging every 10, validating at the end,
@@ -61,6 +61,22 @@ fn perplexity(run: &Path) -> f64 {
         .unwrap()
 }
 
+/// The distinct tensor types in a safetensors file's header.
+fn tensor_dtypes(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let mut dtypes: Vec<String> = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(_, tensor)| tensor["dtype"].as_str().unwrap().to_string())
+        .collect();
+    dtypes.sort();
+    dtypes.dedup();
+    dtypes
+}
+
 fn within(what: &str, got: f64, want: f64, tolerance: f64) {
     assert!(
         got.is_finite() && ((got - want) / want).abs() <= tolerance,
@@ -93,6 +109,11 @@ fn tracks_f32(
         let dir = run(precision);
         let got = losses(&dir);
         assert_eq!(got.len(), want.len());
+        // Rounded products cannot reproduce f32's losses to the last digit.
+        assert_ne!(
+            got, want,
+            "{precision} logged f32's losses: was it applied?"
+        );
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             within(
                 &format!("{backend} {precision} loss at step {}", (i + 1) * log_every),
@@ -109,6 +130,7 @@ fn tracks_f32(
         );
         let metrics: Value = common::json(&dir.join("metrics.json"));
         assert_eq!(metrics["provenance"]["precision"], *precision);
+        assert_eq!(tensor_dtypes(&dir.join("best/model.safetensors")), ["F32"]);
         runs.push(dir);
     }
     runs
@@ -132,13 +154,14 @@ fn bf16_and_f16_training_track_f32_within_two_percent_on_flex() {
     assert!(f16.as_f64().unwrap() <= 65536.0, "{f16}");
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn f16_tracks_f32_on_wgpu_and_bf16_is_refused_where_the_device_lacks_it() {
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), 4, 1);
     let out = tmp.path().join("bf16");
     let refused = train(&config, &out, "wgpu", "bf16");
-    let message = failure(&refused);
+    let message = common::failure(&refused);
     // Mesa's software Vulkan (CI) has f16 arithmetic and no bf16 (as wgpu everywhere).
     assert!(
         message.contains("wgpu") && message.contains("bf16") && message.contains("--precision"),
@@ -150,4 +173,37 @@ fn f16_tracks_f32_on_wgpu_and_bf16_is_refused_where_the_device_lacks_it() {
         "work started"
     );
     tracks_f32(&tmp.path().join("tracked"), "wgpu", &["f16"], 4, 1);
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn generate_and_summarize_refuse_a_missing_half_type_before_loading_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("articles.txt");
+    std::fs::write(&input, "An article.\n").unwrap();
+    let missing = tmp.path().join("no-such-model");
+    for command in ["generate", "summarize"] {
+        let mut cmd = common::scalegrad();
+        cmd.args([
+            command,
+            "--backend",
+            "wgpu",
+            "--precision",
+            "bf16",
+            "--model",
+        ])
+        .arg(&missing);
+        if command == "generate" {
+            cmd.args(["--prompt", "Hello"]);
+        } else {
+            cmd.arg("--input").arg(&input);
+        }
+        let message = common::failure(&common::run(&mut cmd));
+        // The precision is the error, not the model that does not exist.
+        assert!(
+            message.contains("bf16") && message.contains("--precision"),
+            "{command}: {message}"
+        );
+        assert!(!message.contains("no-such-model"), "{command}: {message}");
+    }
 }

@@ -408,8 +408,11 @@ fn default_decoding() -> Vec<DecodingSpec> {
 fn default_eval_batch() -> usize {
     8
 }
+/// The default of `training.chunk_mib` and `evaluation.chunk_mib`.
+pub const DEFAULT_CHUNK_MIB: usize = 512;
+
 fn default_chunk_mib() -> usize {
-    512
+    DEFAULT_CHUNK_MIB
 }
 fn yes() -> bool {
     true

@@ -56,6 +56,11 @@ impl RunConfig {
     }
 }
 
+/// Training keys added after checkpoints were first written, with the value that
+/// reproduces what a run made before them did: a checkpoint without the key counts as
+/// having that value, so it still resumes.
+const ADDED_KEYS: &[(&str, &str)] = &[("training.precision", "f32")];
+
 /// The training keys whose values differ between a checkpoint's record (`saved`) and a
 /// config's ([`RunConfig::training_keys`]), as `key: saved -> now` lines (keys only one
 /// side has count too).
@@ -67,8 +72,15 @@ pub fn changed_training_keys(
     keys.sort();
     keys.dedup();
     let show = |v: Option<&serde_json::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
+    let added = |key: &str| {
+        ADDED_KEYS
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| serde_json::Value::from(*value))
+    };
+    let saved_value = |k: &str| saved.get(k).cloned().or_else(|| added(k));
     keys.into_iter()
-        .filter(|k| saved.get(*k) != now.get(*k))
+        .filter(|k| saved_value(k).as_ref() != now.get(*k))
         .map(|k| format!("{k}: {} -> {}", show(saved.get(k)), show(now.get(k))))
         .collect()
 }

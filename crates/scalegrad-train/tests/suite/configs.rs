@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use scalegrad_train::config::{ConfigError, Range, RunConfig};
+use scalegrad_train::config::{ConfigError, Range, RunConfig, changed_training_keys};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -306,4 +306,25 @@ fn lengths_that_contradict_each_other_are_rejected() {
         matches!(&err, ConfigError::Invalid { key, .. } if key == "evaluation.min_length"),
         "{err}"
     );
+}
+
+#[test]
+fn a_checkpoint_from_before_a_key_existed_resumes_with_its_old_behaviour() {
+    let config = parse(&demo_text()).unwrap();
+    let now = config.training_keys();
+    assert_eq!(now["training.precision"], "f32");
+    // A checkpoint written before `training.precision` existed records no such key:
+    // it trained in f32, so an f32 run resumes it...
+    let mut saved = now.clone();
+    saved.remove("training.precision");
+    assert_eq!(changed_training_keys(&saved, &now), Vec::<String>::new());
+    // ...and a bf16 run does not.
+    let text = demo_text().replace("[training]", "[training]\nprecision = \"bf16\"");
+    let bf16 = parse(&text).unwrap().training_keys();
+    let changed = changed_training_keys(&saved, &bf16);
+    assert_eq!(changed, ["training.precision: (absent) -> \"bf16\""]);
+    // A key the checkpoint has and the config lost still counts.
+    let mut fewer = now.clone();
+    fewer.remove("optimizer.lr");
+    assert_eq!(changed_training_keys(&now, &fewer).len(), 1);
 }
