@@ -9,7 +9,8 @@ and transformers but no Rust toolchain and no network, and run
 
 It writes random-weight checkpoints with transformers' save_pretrained (the distilgpt2
 architecture with dropout 0.1, and bert-small2bert-small), then for each case times
-PyTorch in f32 with TF32 off (the ratio's baseline) and with bf16 autocast, runs
+PyTorch in f32 with TF32 off (the ratio's baseline) and with autocast in bf16 (or, with
+--precision, in that type, which is then the ratio's baseline), runs
 `scalegrad bench --check` on the same checkpoints (its losses and logits on the GPU
 backend against flex first, 1e-3 relative), and prints one table: tokens/s of both and
 their ratio. The table and all numbers also go to DIR/bench-gpu.md and DIR/bench-gpu.json.
@@ -204,7 +205,13 @@ class Scaler:
 
     def __init__(self, device, half, model):
         self.scaler = torch.amp.GradScaler(device.type) if half == "f16" else None
+        self.skipped = 0  # steps whose gradients overflowed (GradScaler skipped them)
         self.parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def report(self):
+        if self.skipped:
+            print(f"note: {self.skipped} PyTorch f16 steps (warm-up included) overflowed and "
+                  f"were skipped (loss scale now {self.scaler.get_scale():g})", file=sys.stderr)
 
     def backward_and_step(self, loss, optim):
         if self.scaler is None:
@@ -216,7 +223,10 @@ class Scaler:
             self.scaler.unscale_(optim)
             torch.nn.utils.clip_grad_norm_(self.parameters, MAX_GRAD_NORM)
             self.scaler.step(optim)
+            before = self.scaler.get_scale()
             self.scaler.update()
+            if self.scaler.get_scale() < before:
+                self.skipped += 1
 
 
 def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half):
@@ -237,6 +247,7 @@ def torch_gpt2_train(gpt2_dir, batch, length, objective, steps, device, half):
         scaler.backward_and_step(loss, optim)
 
     seconds, span = timed(step, steps, device)
+    scaler.report()
     return batch * length / seconds, span
 
 
@@ -259,6 +270,7 @@ def torch_b2b_train(b2b_dir, shape, steps, device, half):
         scaler.backward_and_step(loss, optim)
 
     seconds, span = timed(step, steps, device)
+    scaler.report()
     return batch * (source + target) / seconds, span
 
 

@@ -34,19 +34,22 @@ pub fn feature(backend: &str) -> Result<&'static str> {
 
 /// The command that runs the bundle's script: the backend, the precision (f32 when
 /// `None`) and the arguments after `--`.
-fn script_args(backend: &str, precision: Option<&str>, extra: &[String]) -> Vec<String> {
+fn script_args(backend: &str, precision: Option<&str>, extra: &[String]) -> Result<Vec<String>> {
+    if precision.is_some() && extra.iter().any(|a| a.starts_with("--precision")) {
+        bail!("--precision is given twice (before and after `--`); give it once");
+    }
     let mut args = vec!["--backend".to_string(), backend.to_string()];
     if let Some(precision) = precision {
         args.extend(["--precision".to_string(), precision.to_string()]);
     }
     args.extend(extra.iter().cloned());
-    args
+    Ok(args)
 }
 
 /// Builds the bundle and runs it where a CUDA GPU is visible to PyTorch.
 pub fn run_gpu(backend: &str, precision: Option<&str>, extra: &[String]) -> Result<()> {
+    let script = script_args(backend, precision, extra)?;
     let feature = feature(backend)?;
-    let script = script_args(backend, precision, extra);
     run(cargo().args([
         "build",
         "--release",
@@ -116,9 +119,15 @@ mod tests {
     fn the_script_gets_the_precision_and_the_extra_arguments() {
         let extra = ["--steps".to_string(), "5".to_string()];
         assert_eq!(
-            script_args("wgpu", Some("bf16"), &extra).join(" "),
+            script_args("wgpu", Some("bf16"), &extra).unwrap().join(" "),
             "--backend wgpu --precision bf16 --steps 5"
         );
-        assert_eq!(script_args("cuda", None, &[]).join(" "), "--backend cuda");
+        assert_eq!(
+            script_args("cuda", None, &[]).unwrap().join(" "),
+            "--backend cuda"
+        );
+        let twice = ["--precision".to_string(), "f16".to_string()];
+        let err = script_args("wgpu", Some("bf16"), &twice).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
     }
 }

@@ -59,6 +59,12 @@ pub struct Args {
     /// under 3 minutes).
     #[arg(long)]
     avx512: bool,
+    /// With `--backend wgpu`: build in burn's SPIR-V compiler (the CLI's `vulkan`
+    /// feature), what a Vulkan GPU wants (Linux, Windows; cooperative-matrix kernels for
+    /// half inputs). Not the default: Mesa's software Vulkan (lavapipe 22.3) crashes
+    /// compiling its kernels.
+    #[arg(long)]
+    vulkan: bool,
 }
 
 /// A run config with the fields the orchestration needs.
@@ -121,13 +127,14 @@ pub fn preset_runs(preset: &str) -> Result<Vec<RunEntry>> {
 }
 
 /// The `scalegrad` binary built for `backend`.
-pub fn build_cli(backend: &str, avx512: bool) -> Result<PathBuf> {
+pub fn build_cli(backend: &str, avx512: bool, vulkan: bool) -> Result<PathBuf> {
+    if vulkan && backend != "wgpu" {
+        bail!("--vulkan goes with --backend wgpu (it builds wgpu's SPIR-V compiler)");
+    }
     let features = match backend {
         "flex" => "flex",
         "ndarray" => "ndarray",
-        // On a GPU: with burn's SPIR-V compiler where Vulkan is the API (see
-        // bench_gpu::feature).
-        "wgpu" if crate::bench_gpu::feature("wgpu")? == "vulkan" => "flex,vulkan",
+        "wgpu" if vulkan => "flex,vulkan",
         "wgpu" => "flex,wgpu",
         "cuda" => "flex,cuda",
         "tch" => "flex,tch",
@@ -192,7 +199,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let started = Instant::now();
-    let cli = build_cli(&args.backend, args.avx512)?;
+    let cli = build_cli(&args.backend, args.avx512, args.vulkan)?;
     let total = runs.len();
     let jobs = args.jobs.unwrap_or(match args.backend.as_str() {
         // burn's CPU backends keep about one core busy on these small models, so the two

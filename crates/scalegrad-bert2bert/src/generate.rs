@@ -81,13 +81,7 @@ impl Stepper for ModelStepper<'_> {
             .convert::<f32>()
             .try_to_vec::<f32>()
             .expect("f32 scores");
-        let indices: Vec<u32> = indices
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .expect("integer ids")
-            .into_iter()
-            .map(|i| i as u32)
-            .collect();
+        let indices = ids_of(indices);
         values
             .chunks_exact(keep)
             .zip(indices.chunks_exact(keep))
@@ -148,8 +142,12 @@ fn token_column(tokens: &[u32], device: &Device) -> Tensor<2, Int> {
 
 /// The chosen ids of a device tensor (the step's one read back).
 fn read_ids<const D: usize>(ids: Tensor<D, Int>) -> Vec<u32> {
-    ids.into_data()
-        .convert::<i64>()
+    ids_of(ids.into_data())
+}
+
+/// Ids read from the device, whatever integer type the backend keeps them in.
+fn ids_of(data: TensorData) -> Vec<u32> {
+    data.convert::<i64>()
         .try_to_vec::<i64>()
         .expect("integer ids")
         .into_iter()

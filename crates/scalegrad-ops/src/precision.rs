@@ -147,8 +147,8 @@ impl Compute {
 /// f32 (what transformers' eager attention does under autocast). `mask` (`true` hides
 /// a key) broadcasts to `[batch, heads, queries, keys]`; causal masking aligns queries
 /// with the last keys, as burn's attention does. Hidden scores are set to `f32::MIN`
-/// rather than minus infinity, so a row with every key hidden averages the values
-/// instead of giving NaN.
+/// rather than minus infinity (no NaN), and a query with every key hidden gets zeros,
+/// as from burn's attention (flex's kernel and the fallback).
 fn explicit_attention(
     precision: Precision,
     [q, k, v]: [Tensor<4>; 3],
@@ -179,10 +179,13 @@ fn explicit_attention(
             None => causal,
         });
     }
-    if let Some(hidden) = hidden {
-        scores = scores.mask_fill(hidden, f32::MIN);
-    }
-    precision.matmul(softmax(scores, 3), v)
+    let Some(hidden) = hidden else {
+        return precision.matmul(softmax(scores, 3), v);
+    };
+    let probs = softmax(scores.mask_fill(hidden.clone(), f32::MIN), 3);
+    // A query that sees no key gets zeros, as from burn's attention.
+    let sees_a_key = hidden.bool_not().any_dim(3).float();
+    precision.matmul(probs * sees_a_key, v)
 }
 
 impl From<Execution> for Compute {
@@ -217,7 +220,7 @@ impl std::fmt::Display for Precision {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{DType, Distribution};
+    use burn::tensor::{DType, Distribution, Int, TensorData};
 
     use super::*;
 
@@ -244,8 +247,12 @@ mod tests {
         let [q, k, v] = [[2, 3, 5, 8], [2, 3, 7, 8], [2, 3, 7, 8]]
             .map(|shape| Tensor::<4>::random(shape, normal, &device));
         let bias = Tensor::<4>::random([2, 1, 5, 7], normal, &device);
-        let mask = Tensor::<4>::random([2, 1, 1, 7], Distribution::Uniform(0.0, 1.0), &device)
-            .lower_elem(0.3);
+        // Keys 0, 1, 2 and 5 of the first sequence and key 3 of the second are hidden;
+        // with causality the first sequence's first query (keys 0 to 2) sees none.
+        let hide = [1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0];
+        let mask = Tensor::<1, Int>::from_data(TensorData::from(hide), &device)
+            .reshape([2, 1, 1, 7])
+            .equal_elem(1);
         for is_causal in [false, true] {
             let options = AttentionModuleOptions {
                 scale: Some(0.3),

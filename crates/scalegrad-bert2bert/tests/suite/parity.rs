@@ -119,19 +119,24 @@ fn safetensors_checkpoint_encoder_states_and_logits_match_transformers() {
     check_states_and_logits("tiny-st");
 }
 
-/// The training path (autodiff device: explicit attention scores, causal and padding
-/// biases, dropout layers) computes the same logits as transformers when dropout is 0.
-#[test]
-fn autodiff_training_path_logits_match_transformers_without_dropout() {
-    let device = Device::flex().autodiff();
-    let e = expected();
+/// The `tiny-bin` model with every dropout probability set to 0, on `device`.
+fn without_dropout(device: &Device) -> Bert2Bert {
     let dir = fixtures().join("tiny-bin");
     let mut config = Bert2BertConfig::from_file(&dir.join("config.json")).unwrap();
     for side in [&mut config.encoder, &mut config.decoder] {
         side.hidden_dropout_prob = 0.0;
         side.attention_probs_dropout_prob = 0.0;
     }
-    let loaded = load_weights(&config, &dir.join("pytorch_model.bin"), &device).unwrap();
+    load_weights(&config, &dir.join("pytorch_model.bin"), device).unwrap()
+}
+
+/// The training path (autodiff device: explicit attention scores, causal and padding
+/// biases, dropout layers) computes the same logits as transformers when dropout is 0.
+#[test]
+fn autodiff_training_path_logits_match_transformers_without_dropout() {
+    let device = Device::flex().autodiff();
+    let e = expected();
+    let loaded = without_dropout(&device);
     for execution in EXECUTIONS {
         let model = loaded.clone().with_execution(execution);
         let logits = model.forward(
@@ -377,13 +382,7 @@ fn half_precision_training_logits_stay_within_rounding_of_f32() {
     use scalegrad_ops::Precision;
     let device = Device::flex().autodiff();
     let e = expected();
-    let dir = fixtures().join("tiny-bin");
-    let mut config = Bert2BertConfig::from_file(&dir.join("config.json")).unwrap();
-    for side in [&mut config.encoder, &mut config.decoder] {
-        side.hidden_dropout_prob = 0.0;
-        side.attention_probs_dropout_prob = 0.0;
-    }
-    let model = load_weights(&config, &dir.join("pytorch_model.bin"), &device).unwrap();
+    let model = without_dropout(&device);
     let logits = |model: &Bert2Bert| {
         model
             .forward(

@@ -344,10 +344,10 @@ const MAX_GRAD_NORM: f64 = 1.0;
 /// Timing of `steps` optimiser steps of training `model` on `loss` after two warm-up
 /// steps, between two device synchronisations. A step is the trainer's: the device
 /// reseeded (dropout masks follow the step), forward, backward, the global gradient norm
-/// clipped to [`MAX_GRAD_NORM`] on the device, an AdamW step at `lr`. In f16 it scales
-/// the loss and unscales and checks the gradients as the trainer does
-/// ([`LossScaler::unscale`], one read per step), as PyTorch's side does with its
-/// `GradScaler`.
+/// clipped to [`MAX_GRAD_NORM`] (`clip_to_norm` under the backend's execution policy), an
+/// AdamW step at `lr`. In f16 it scales the loss and unscales and checks the gradients
+/// as the trainer does ([`LossScaler::unscale`], one read per step), as PyTorch's side
+/// does with its `GradScaler`; timed steps skipped on an overflow are reported.
 fn time_steps<M: Module>(
     mut model: M,
     device: &Device,
@@ -392,6 +392,17 @@ fn time_steps<M: Module>(
     }
     sync(device)?;
     let timing = clock.stop(steps);
+    if let Some(scaler) = &scaler
+        && scaler.skipped_steps > 0
+    {
+        eprintln!(
+            "note: {} of the {} f16 steps (warm-up included) overflowed and skipped the \
+             optimiser (loss scale now {})",
+            scaler.skipped_steps,
+            steps + 2,
+            scaler.scale
+        );
+    }
     // The synchronisation waits for the device but does not report work it could not do
     // (a refused allocation skips every kernel that needed the buffer, quickly): without
     // this read such a run would print the speed of doing nothing.
