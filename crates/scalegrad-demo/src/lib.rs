@@ -991,6 +991,17 @@ fn find_split(
         .ok_or_else(|| scalegrad_data::Error::Config(format!("no demo split `{split}`")))
 }
 
+/// `out/<folder>/<split>.parquet`, with its folder created.
+fn split_path(
+    out: &std::path::Path,
+    folder: &str,
+    split: &str,
+) -> Result<std::path::PathBuf, scalegrad_data::Error> {
+    let dir = out.join(folder);
+    std::fs::create_dir_all(&dir).map_err(|e| scalegrad_data::Error::io(&dir, e))?;
+    Ok(dir.join(format!("{split}.parquet")))
+}
+
 /// Writes `split` of the WikiText-like corpus to `out/wikitext-demo/<split>.parquet`.
 pub fn write_wikitext_split(
     out: &std::path::Path,
@@ -998,9 +1009,7 @@ pub fn write_wikitext_split(
 ) -> Result<WrittenSplit, scalegrad_data::Error> {
     let (seed, articles) = find_split(&WIKITEXT_SPLITS, split)?;
     let rows = wikitext_rows(seed, articles);
-    let dir = out.join("wikitext-demo");
-    std::fs::create_dir_all(&dir).map_err(|e| scalegrad_data::Error::io(&dir, e))?;
-    let path = dir.join(format!("{split}.parquet"));
+    let path = split_path(out, "wikitext-demo", split)?;
     scalegrad_data::reader::write_string_columns(&path, &[("text", &rows)], 20_000)?;
     Ok(WrittenSplit {
         path,
@@ -1020,9 +1029,7 @@ pub fn write_news_split(
     let article: Vec<String> = rows.iter().map(|r| r.article.clone()).collect();
     let highlights: Vec<String> = rows.iter().map(|r| r.highlights.clone()).collect();
     let id: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let dir = out.join("cnn_dailymail-demo");
-    std::fs::create_dir_all(&dir).map_err(|e| scalegrad_data::Error::io(&dir, e))?;
-    let path = dir.join(format!("{split}.parquet"));
+    let path = split_path(out, "cnn_dailymail-demo", split)?;
     scalegrad_data::reader::write_string_columns(
         &path,
         &[

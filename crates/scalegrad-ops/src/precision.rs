@@ -167,6 +167,9 @@ fn explicit_attention(
         scores = scores + bias;
     }
     let device = scores.device();
+    // Causal masking alone leaves every query a key when there are at least as many keys
+    // as queries (self-attention, a KV cache); only then is the zeroing below skipped.
+    let may_hide_a_row = mask.is_some() || (options.is_causal && keys < queries);
     let mut hidden = mask.map(|m| m.expand([batch, heads, queries, keys]));
     if options.is_causal {
         // Query i sits at key position keys - queries + i and sees keys up to it.
@@ -183,6 +186,9 @@ fn explicit_attention(
         return precision.matmul(softmax(scores, 3), v);
     };
     let probs = softmax(scores.mask_fill(hidden.clone(), f32::MIN), 3);
+    if !may_hide_a_row {
+        return precision.matmul(probs, v);
+    }
     // A query that sees no key gets zeros, as from burn's attention.
     let sees_a_key = hidden.bool_not().any_dim(3).float();
     precision.matmul(probs * sees_a_key, v)
