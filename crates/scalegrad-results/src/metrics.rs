@@ -113,6 +113,11 @@ pub struct Provenance {
     pub precision: String,
     /// The device as burn prints it (with the CPU matrix kernels).
     pub device: String,
+    /// The GPU (or software adapter) a GPU backend ran on, as its driver names it
+    /// (`NVIDIA H200`, `llvmpipe (LLVM 15.0.6, 256 bits)`); absent on CPU backends and in
+    /// runs from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
     /// Optimiser steps taken.
     pub steps: usize,
     /// Seconds spent training (over every resumption).

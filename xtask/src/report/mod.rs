@@ -328,7 +328,7 @@ fn provenance_section<'a>(md: &mut String, runs: impl Iterator<Item = &'a Run>) 
             p.git_revision,
             p.backend,
             p.precision,
-            p.device,
+            p.adapter.as_deref().unwrap_or(&p.device),
             p.steps,
             num(Some(p.train_seconds), 0),
             num(Some(p.train_tokens_per_s), 0),
@@ -474,6 +474,32 @@ mod tests {
             }
             assert!(md.contains(&format!("figures/{figure}.png")), "{figure}");
         }
+    }
+
+    /// A GPU run's device column names its adapter; a CPU run's, burn's device.
+    #[test]
+    fn the_provenance_names_the_gpu_a_run_ran_on() {
+        let preset = demo_preset();
+        let path = preset.path().join("open-ended/mle/metrics.json");
+        let mut metrics = read_metrics(&path).unwrap();
+        let cpu = metrics.provenance.device.clone();
+        metrics.provenance.adapter = Some("NVIDIA H200".to_string());
+        std::fs::write(&path, metrics.to_json()).unwrap();
+        write_report(preset.path(), "demo").unwrap();
+        let md = std::fs::read_to_string(preset.path().join("REPORT.md")).unwrap();
+        let row = |run: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {run} |")) && l.contains("` |"))
+                .unwrap()
+                .to_string()
+        };
+        let gpu = row("open-ended/mle");
+        assert!(
+            gpu.contains("| NVIDIA H200 |") && !gpu.contains(&cpu),
+            "{gpu}"
+        );
+        let other = row("open-ended/before");
+        assert!(other.contains(&format!("| {cpu} |")), "{other}");
     }
 
     /// Copies the run `from` of `experiment` to a new run `name` trained with `objective`.

@@ -159,7 +159,7 @@ fn checkpoint(
 
 fn run_cases(args: &Args, gpt2_dir: &Path, b2b_dir: &Path) -> Result<()> {
     let backend = args.device.backend;
-    let device = &backend.device()?;
+    let device = &backend.open()?.0;
     let execution = backend.execution();
     // The timed models compute in the precision asked for; the --check comparison
     // against flex stays f32.

@@ -146,7 +146,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let strategy = args.strategy()?;
     let prompts = args.prompts()?;
-    let device = args.device.backend.device()?;
+    let (device, _) = args.device.backend.open()?;
     // Refused before the model is fetched or loaded.
     let precision = args.device.precision_on(&device)?;
 

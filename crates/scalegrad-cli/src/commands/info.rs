@@ -20,8 +20,6 @@
 //! hook that records the messages; a panic becomes a one-line error with the fix, never a
 //! backtrace. A failed check makes the command exit with a failure after the report.
 
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail, ensure};
@@ -30,7 +28,7 @@ use scalegrad_loss::ScaleGradConfig;
 use scalegrad_ops::FusionSearch;
 use serde::Serialize;
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, catch_panics, fix_for};
 
 /// Arguments of `scalegrad info`.
 #[derive(Debug, clap::Args)]
@@ -293,66 +291,6 @@ fn check(backend: Backend) -> Check {
         Err(err) => report.error = Some(format!("{err:#}")),
     }
     report
-}
-
-/// Runs `f` with a panic hook that records panic messages (from any thread) instead of
-/// printing them, and turns a panic of `f` into an error carrying the first recorded
-/// message: a backend's worker thread often panics first with the real cause, and the
-/// calling thread then panics with a consequence (a closed channel).
-fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let messages = Arc::new(Mutex::new(Vec::<String>::new()));
-    let recorded = Arc::clone(&messages);
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
-        if let Ok(mut messages) = recorded.lock() {
-            messages.push(message);
-        }
-    }));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(previous);
-    match outcome {
-        Ok(result) => result,
-        Err(_) => {
-            let messages = messages.lock().map(|m| m.clone()).unwrap_or_default();
-            let first = messages.first().map_or("unknown panic", String::as_str);
-            Err(anyhow!("panicked: {}", one_line(first)))
-        }
-    }
-}
-
-/// Collapses a multi-line panic message into one line.
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// What to do when `backend` fails to initialise.
-fn fix_for(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Flex | Backend::Ndarray => {
-            "this CPU backend needs nothing external; please report this as a bug"
-        }
-        Backend::Wgpu => {
-            "wgpu found no usable adapter: it needs a Vulkan driver (or Metal, DX12, or \
-             OpenGL ES through EGL); without a GPU install Mesa's software Vulkan with \
-             `sudo apt-get install mesa-vulkan-drivers libvulkan1`; \
-             CUBECL_WGPU_DEFAULT_DEVICE (e.g. `Cpu`) picks another adapter"
-        }
-        Backend::Cuda => {
-            "the cuda backend needs an NVIDIA GPU with its driver (libcuda.so) installed; \
-             check `nvidia-smi`"
-        }
-        Backend::Tch => {
-            "the tch backend needs libtorch 2.9.0 from PyPI torch==2.9.0: run \
-             `cargo xtask setup libtorch` and rebuild with the variables it prints \
-             (see docs/BACKENDS.md)"
-        }
-    }
 }
 
 fn millis(start: Instant) -> f64 {
@@ -659,42 +597,6 @@ impl Lcg {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // These tests swap the process-wide panic hook; they run one at a time through
-    // this lock so that each restores the hook the next one saves.
-    static HOOK: Mutex<()> = Mutex::new(());
-
-    #[test]
-    fn a_panic_becomes_an_error_with_its_message_on_one_line() {
-        let _guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
-        let result: Result<()> =
-            catch_panics(|| panic!("Unable to acquire wgpu device:\n  no adapter"));
-        let message = format!("{:#}", result.unwrap_err());
-        assert_eq!(
-            message,
-            "panicked: Unable to acquire wgpu device: no adapter"
-        );
-    }
-
-    #[test]
-    fn the_first_panic_of_any_thread_is_reported_as_the_cause() {
-        let _guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
-        let result: Result<()> = catch_panics(|| {
-            let worker = std::thread::spawn(|| panic!("driver not found"));
-            assert!(worker.join().is_err());
-            panic!("channel closed");
-        });
-        let message = format!("{:#}", result.unwrap_err());
-        assert_eq!(message, "panicked: driver not found");
-    }
-
-    #[test]
-    fn errors_and_values_pass_through_unchanged() {
-        let _guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
-        assert_eq!(catch_panics(|| Ok(7)).unwrap(), 7);
-        let err = catch_panics::<()>(|| bail!("not compiled")).unwrap_err();
-        assert_eq!(err.to_string(), "not compiled");
-    }
 
     #[test]
     fn the_host_reference_gradient_sums_to_zero_per_position() {

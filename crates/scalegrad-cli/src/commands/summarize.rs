@@ -221,7 +221,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--batch-size must be at least 1");
     }
     let articles = read_articles(&args.input)?;
-    let device = args.device.backend.device()?;
+    let (device, _) = args.device.backend.open()?;
     // Refused before the model is fetched or loaded.
     let precision = args.device.precision_on(&device)?;
 

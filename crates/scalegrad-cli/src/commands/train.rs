@@ -79,12 +79,14 @@ fn run_with(
     context: &str,
     adjust: impl FnOnce(RunOptions) -> RunOptions,
 ) -> Result<()> {
+    let (opened, adapter) = device.backend.open()?;
     let opts = adjust(RunOptions {
         config_path: config,
         out,
         backend: device.backend.name().to_string(),
         execution: device.backend.execution(),
-        device: device.backend.device()?,
+        device: opened,
+        adapter: adapter.map(|a| a.name),
         resume: false,
         restart: false,
         max_steps: None,

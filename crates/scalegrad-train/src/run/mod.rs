@@ -89,6 +89,9 @@ pub struct RunOptions {
     pub backend: String,
     /// The device (without autodiff).
     pub device: Device,
+    /// The GPU (or software adapter) `device` runs on, as its driver names it, for the
+    /// provenance; `None` on CPU backends.
+    pub adapter: Option<String>,
     /// How models, optimiser and decoding compute on `device` (resolved once by the
     /// caller from the backend).
     pub execution: Execution,

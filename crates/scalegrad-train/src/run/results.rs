@@ -50,6 +50,7 @@ pub(super) fn write(run: &Run, outcome: Outcome, started: Instant) -> Result<()>
         backend: opts.backend.clone(),
         precision: config.training.precision.name().to_string(),
         device: device_description(opts.execution, &opts.device),
+        adapter: opts.adapter.clone(),
         steps: trained.map_or(0, |t| t.state.step),
         train_seconds: trained.map_or(0.0, |t| t.state.train_seconds),
         train_tokens_per_s: trained.map_or(0.0, |t| t.tokens_per_s),
