@@ -286,7 +286,7 @@ fn restart_never_deletes_what_is_not_a_run_folder() {
 /// are 160 MiB of logits, above the 128 MiB that wgpu allows one storage buffer on Mesa's
 /// software Vulkan. The run stops with one message naming the keys to lower, keeps its
 /// checkpoints and best model, and `--resume` with a smaller `evaluation.chunk_mib` only
-/// evaluates.
+/// evaluates. The wgpu run records its adapter, and warns once where that is software.
 #[cfg(feature = "wgpu")]
 #[test]
 fn train_steps_and_decoding_on_wgpu_agree_with_flex() {
@@ -331,73 +331,72 @@ fn train_steps_and_decoding_on_wgpu_agree_with_flex() {
             .map(|e| e["loss"].as_f64().unwrap())
             .collect()
     };
-    let mut losses = Vec::new();
-    for backend in ["flex", "wgpu"] {
+    let tuned = |backend: &str, edit: &dyn Fn(&str) -> String| {
         let name = format!("tuned{backend}");
         let path = tmp.path().join(format!("{name}.toml"));
         let named = text.replace("name = \"sg0.2\"", &format!("name = \"{name}\""));
-        let args = ["--max-steps", "3", "--backend", backend];
-        let run = out.join(format!("open-ended/{name}"));
-        if backend == "flex" {
-            std::fs::write(&path, &named).unwrap();
-            succeeded(&train(&path, &out, &args));
-            losses.push(train_losses(&run));
-            let provenance = &json(&run.join("metrics.json"))["provenance"];
-            assert!(provenance.get("adapter").is_none(), "{provenance}");
-            continue;
-        }
-        let (training, evaluation) = named.split_at(named.find("[evaluation]").unwrap());
-        let too_big = format!(
+        std::fs::write(&path, edit(&named)).unwrap();
+        (path, out.join(format!("open-ended/{name}")))
+    };
+    let three_steps = |backend| ["--max-steps", "3", "--backend", backend];
+    let (path, flex) = tuned("flex", &str::to_string);
+    succeeded(&train(&path, &out, &three_steps("flex")));
+    let provenance = &json(&flex.join("metrics.json"))["provenance"];
+    assert!(provenance.get("adapter").is_none(), "{provenance}");
+
+    // On wgpu, first with the evaluation in one 160 MiB piece.
+    let too_big = |config: &str| {
+        let (training, evaluation) = config.split_at(config.find("[evaluation]").unwrap());
+        let edited = format!(
             "{training}{}",
             evaluation
                 .replace("max_windows = 1\n", "max_windows = 40\n")
                 .replace("batch_size = 16\n", "batch_size = 40\n")
         );
-        assert_eq!(too_big.matches("= 40\n").count(), 2, "{too_big}");
-        std::fs::write(&path, &too_big).unwrap();
-        let err = common::failure(&train(&path, &out, &args));
-        assert!(
-            err.contains(
-                "evaluation asked for a buffer larger than this device allows in one piece"
-            ) && err.contains("lower evaluation.batch_size or evaluation.chunk_mib")
-                && err.contains("rerun with --resume")
-                && err.contains("best model is kept"),
-            "{err}"
-        );
-        assert!(!err.contains("panicked"), "{err}");
-        let warnings = err.matches("which is no GPU but software").count();
-        assert!(run.join("best/model.safetensors").is_file());
-        assert!(run.join("checkpoints").read_dir().unwrap().next().is_some());
-        assert!(!run.join("metrics.json").exists());
-        let trained = train_losses(&run);
-        // The advice taken: smaller chunks of the same evaluation; the rerun trains no
-        // further step.
-        std::fs::write(
-            &path,
-            too_big.replace("[evaluation]\n", "[evaluation]\nchunk_mib = 16\n"),
-        )
-        .unwrap();
-        let mut resumed = args.to_vec();
-        resumed.push("--resume");
-        succeeded(&train(&path, &out, &resumed));
-        assert_eq!(train_losses(&run), trained, "the rerun trained again");
-        let metrics = json(&run.join("metrics.json"));
-        assert_eq!(metrics["provenance"]["backend"], "wgpu");
-        // The adapter is named, and a software one (Mesa's llvmpipe, as in CI) was
-        // warned about once; a GPU would not be.
-        let adapter = metrics["provenance"]["adapter"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let software = adapter.starts_with("llvmpipe");
-        assert_eq!(warnings, usize::from(software), "{adapter}: {err}");
-        assert_eq!(metrics["open_ended"]["next_token"]["windows"], 40);
-        assert_eq!(
-            metrics["open_ended"]["continuations"][0]["token"]["tokens"],
-            16
-        );
-        losses.push(trained);
-    }
+        assert_eq!(edited.matches("= 40\n").count(), 2, "{edited}");
+        edited
+    };
+    let (path, wgpu) = tuned("wgpu", &too_big);
+    let err = common::failure(&train(&path, &out, &three_steps("wgpu")));
+    assert!(
+        err.contains("evaluation asked for a buffer larger than this device allows in one piece")
+            && err.contains("lower evaluation.batch_size or evaluation.chunk_mib")
+            && err.contains("rerun with --resume")
+            && err.contains("best model is kept"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(wgpu.join("best/model.safetensors").is_file());
+    assert!(std::fs::read_dir(wgpu.join("checkpoints")).unwrap().count() > 0);
+    assert!(!wgpu.join("metrics.json").exists());
+    // The advice taken: smaller chunks of the same evaluation; the rerun trains no
+    // further step.
+    let trained = train_losses(&wgpu);
+    let (path, _) = tuned("wgpu", &|config| {
+        too_big(config).replace("[evaluation]\n", "[evaluation]\nchunk_mib = 16\n")
+    });
+    let mut resume = three_steps("wgpu").to_vec();
+    resume.push("--resume");
+    succeeded(&train(&path, &out, &resume));
+    assert_eq!(train_losses(&wgpu), trained, "the rerun trained again");
+    let metrics = json(&wgpu.join("metrics.json"));
+    assert_eq!(metrics["provenance"]["backend"], "wgpu");
+    assert_eq!(metrics["open_ended"]["next_token"]["windows"], 40);
+    assert_eq!(
+        metrics["open_ended"]["continuations"][0]["token"]["tokens"],
+        16
+    );
+    // The adapter is named, and a software one (Mesa's llvmpipe, as in CI) was warned
+    // about once; a GPU would not be.
+    let adapter = metrics["provenance"]["adapter"].as_str().unwrap();
+    let warnings = err.matches("which is no GPU but software").count();
+    assert_eq!(
+        warnings,
+        usize::from(adapter.starts_with("llvmpipe")),
+        "{err}"
+    );
+
+    let losses = [train_losses(&flex), trained];
     assert_eq!(losses[0].len(), 3, "{losses:?}");
     assert_eq!(losses[1].len(), 3, "{losses:?}");
     for (flex, wgpu) in losses[0].iter().zip(&losses[1]) {

@@ -175,9 +175,10 @@ fn bf16_and_f16_training_track_f32_within_two_percent_on_flex() {
 }
 
 /// On wgpu the products run as f16 kernels (flex converts to f32 around each product),
-/// so this is where the loss scaler meets f16's range on a device. The same 100 steps as on flex with smaller batches (2 windows of 32
-/// tokens, not 8 of 128): a step of the demo's batch takes a second on CI's software
-/// Vulkan, and two runs of them would add minutes to CI.
+/// so this is where the loss scaler meets f16's range on a device. The same 100 steps as
+/// on flex with smaller batches (2 windows of 32 tokens, not 8 of 128): a step of the
+/// demo's batch takes a second on CI's software Vulkan, and two runs of them would add
+/// minutes to CI.
 #[cfg(feature = "wgpu")]
 #[test]
 fn f16_tracks_f32_on_wgpu_and_bf16_is_refused_where_the_device_lacks_it() {
@@ -203,9 +204,10 @@ fn f16_tracks_f32_on_wgpu_and_bf16_is_refused_where_the_device_lacks_it() {
         "work started"
     );
     let runs = tracks_f32(&tmp.path().join("tracked"), "wgpu", &["f16"], small);
+    // Every logged f16 step carries its loss scale (tracks_f32 checked there are ten).
     let f16 = events(&runs[1]);
-    let logged = f16.iter().filter(|e| e["event"] == "train");
-    assert!(logged.clone().all(|e| e["loss_scale"].as_f64().is_some()));
+    let mut logged = f16.iter().filter(|e| e["event"] == "train");
+    assert!(logged.all(|e| e["loss_scale"].as_f64().is_some()));
 }
 
 #[cfg(feature = "wgpu")]
